@@ -1,0 +1,579 @@
+"""Checklist loading: YAML → validated plan. Every problem names file, line, column and field.
+
+Stages: parse YAML keeping node positions (duplicate keys refused) → validate the document's shape with
+pydantic → render templates (sandboxed jinja2, StrictUndefined) and ``${env:NAME}`` secrets → resolve each
+check's probe (did-you-mean), validate its parameters and expectations against the probe's declared fields →
+check ``needs`` (known ids, no cycles).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from envprobe import expect as expectmod
+from envprobe.model import Severity, Text
+from envprobe.probes.base import Probe
+from envprobe.registry import Registry, RegistryError, did_you_mean
+from envprobe.secrets import Masker, substitute_env
+
+Path_ = tuple[Any, ...]
+
+
+# -- errors ------------------------------------------------------------------------------------------------
+@dataclass
+class Problem:
+    file: str
+    line: int | None
+    column: int | None
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.line is not None:
+            where += f":{self.line}"
+            if self.column is not None:
+                where += f":{self.column}"
+        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+
+
+class ConfigError(Exception):
+    """One or more problems in a checklist (or inventory). Nothing has run."""
+
+    def __init__(self, problems: list[Problem]):
+        super().__init__("\n".join(str(p) for p in problems))
+        self.problems = problems
+
+
+# -- YAML with positions -------------------------------------------------------------------------------
+_Loader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _fmt_path(path: Path_) -> str:
+    out = ""
+    for p in path:
+        if isinstance(p, int):
+            out += f"[{p}]"
+        else:
+            out += ("." if out else "") + str(p)
+    return out
+
+
+class YamlDoc:
+    """A parsed YAML document plus the (line, column) of every value and key, by path."""
+
+    def __init__(self, text: str, filename: str):
+        self.filename = filename
+        self.positions: dict[Path_, tuple[int, int]] = {}
+        self.key_positions: dict[Path_, tuple[int, int]] = {}
+        loader = _Loader(text)
+        try:
+            node = loader.get_single_node()
+            self.problems: list[Problem] = []
+            if node is None:
+                self.data: Any = None
+                return
+            self._walk(node, (), loader)
+            if self.problems:
+                raise ConfigError(self.problems)
+            self.data = loader.construct_document(node)
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            line = mark.line + 1 if mark else None
+            col = mark.column + 1 if mark else None
+            what = " ".join(x for x in (exc.context, exc.problem) if x)
+            raise ConfigError(
+                [Problem(filename, line, col, "", f"YAML syntax error: {what}; check indentation and quoting")]
+            ) from None
+        except yaml.YAMLError as exc:
+            raise ConfigError([Problem(filename, None, None, "", f"YAML error: {exc}")]) from None
+        finally:
+            loader.dispose()
+
+    def _walk(self, node: yaml.Node, path: Path_, loader: Any) -> None:
+        self.positions[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for knode, vnode in node.value:
+                try:
+                    key = loader.construct_object(knode, deep=True)
+                except yaml.YAMLError:
+                    key = getattr(knode, "value", "?")
+                if isinstance(key, (list, dict)):
+                    key = str(key)
+                kline = knode.start_mark.line + 1
+                if key in seen and key != "<<":
+                    self.problems.append(
+                        Problem(self.filename, kline, knode.start_mark.column + 1, _fmt_path((*path, key)),
+                                f"duplicate key (first defined on line {seen[key]}); keep one")
+                    )
+                seen.setdefault(key, kline)
+                self.key_positions[(*path, key)] = (kline, knode.start_mark.column + 1)
+                self._walk(vnode, (*path, key), loader)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                self._walk(item, (*path, i), loader)
+
+    def where(self, path: Path_, key: bool = False) -> tuple[int | None, int | None]:
+        """Position of ``path``; for an unknown key, the key itself; else the nearest known ancestor."""
+        p = tuple(path)
+        if key and p in self.key_positions:
+            return self.key_positions[p]
+        while p:
+            if p in self.positions:
+                return self.positions[p]
+            if p in self.key_positions:
+                return self.key_positions[p]
+            p = p[:-1]
+        return self.positions.get((), (None, None))
+
+    def problem(self, path: Path_, message: str, key: bool = False) -> Problem:
+        line, col = self.where(path, key)
+        return Problem(self.filename, line, col, _fmt_path(path), message)
+
+
+# -- document shape -------------------------------------------------------------------------------------
+_ID = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h)?\s*$")
+
+
+def parse_duration(v: Any) -> float:
+    """``10`` / ``10s`` / ``500ms`` / ``2m`` → seconds."""
+    if isinstance(v, bool):
+        raise ValueError("a duration is a number of seconds or a string like '10s', '500ms', '2m'")
+    if isinstance(v, (int, float)):
+        if v < 0:
+            raise ValueError("a duration cannot be negative")
+        return float(v)
+    if isinstance(v, str):
+        m = _DURATION.match(v)
+        if m:
+            n = float(m.group(1))
+            return n * {"ms": 0.001, "s": 1.0, None: 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}[m.group(2)]
+    raise ValueError("a duration is a number of seconds or a string like '10s', '500ms', '2m'")
+
+
+class TextSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    zh_CN: str | None = Field(default=None, alias="zh-CN")
+    en: str | None = None
+
+
+class RetrySpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    times: int = Field(ge=0, le=100, description="retries after the first attempt")
+    delay: float = Field(default=1.0, description="seconds between attempts ('2s', '500ms')")
+
+    @field_validator("delay", mode="before")
+    @classmethod
+    def _delay(cls, v: Any) -> float:
+        return parse_duration(v)
+
+
+class CheckSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    id: str = Field(description="kebab-case, unique in the checklist")
+    title: str | TextSpec | None = None
+    description: str | TextSpec | None = None
+    probe: str
+    with_: dict[str, Any] = Field(default_factory=dict, alias="with")
+    expect: dict[str, Any] = Field(default_factory=dict)
+    severity: Severity = Severity.REQUIRED
+    hosts: list[str] = Field(default_factory=lambda: ["local"])
+    from_: str | None = Field(default=None, alias="from")
+    needs: list[str] = Field(default_factory=list)
+    retry: RetrySpec | None = None
+    timeout: float | None = Field(default=None, description="seconds per attempt (default 10)")
+    hint: str | TextSpec | None = None
+    tags: list[str] = Field(default_factory=list)
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        if not _ID.match(v):
+            raise ValueError("must be kebab-case: lowercase letters, digits and single hyphens (e.g. data-disk)")
+        return v
+
+    @field_validator("hosts", "needs", "tags", mode="before")
+    @classmethod
+    def _listify(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _timeout(cls, v: Any) -> float | None:
+        if v is None:
+            return None
+        d = parse_duration(v)
+        if d <= 0:
+            raise ValueError("a timeout must be greater than zero")
+        return d
+
+
+class ChecklistSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    version: Literal[1] = 1
+    name: str | TextSpec = ""
+    lang: Literal["zh-CN", "en"] | None = None
+    vars: dict[str, Any] = Field(default_factory=dict)
+    probe_paths: list[str] = Field(default_factory=list)
+    checks: list[CheckSpec]
+
+
+def json_schema() -> dict[str, Any]:
+    """The checklist's JSON Schema (for editors: yaml-language-server, VS Code ...)."""
+    schema = ChecklistSpec.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "envprobe checklist"
+    return schema
+
+
+# -- the loaded plan --------------------------------------------------------------------------------------
+@dataclass
+class FieldExpectation:
+    field: str
+    raw: Any
+    expectation: expectmod.Expectation
+    unit: str | None
+
+
+@dataclass
+class PlannedCheck:
+    id: str
+    title: Text
+    probe_name: str
+    probe: type[Probe]
+    params: BaseModel
+    expectations: list[FieldExpectation]
+    severity: Severity
+    hosts: list[str]
+    from_: str | None
+    needs: list[str]
+    retries: int
+    retry_delay: float
+    timeout: float
+    hint: Text | None
+    line: int | None = None
+
+
+@dataclass
+class Plan:
+    name: Text
+    path: str
+    lang: str | None
+    checks: list[PlannedCheck]
+    masker: Masker
+    vars: dict[str, Any] = field(default_factory=dict)
+
+
+DEFAULT_TIMEOUT = 10.0
+
+
+def _text(v: str | TextSpec | None, fallback: str) -> Text:
+    if v is None:
+        return {"zh-CN": fallback, "en": fallback}
+    if isinstance(v, str):
+        return {"zh-CN": v, "en": v}
+    zh = v.zh_CN or v.en or fallback
+    en = v.en or v.zh_CN or fallback
+    return {"zh-CN": zh, "en": en}
+
+
+def _pydantic_problems(doc: YamlDoc, exc: ValidationError, base: Path_, allowed: dict[Path_, list[str]]) -> list[Problem]:
+    """Turn pydantic errors into file:line problems. Input values are never quoted (they may be secrets)."""
+    problems: list[Problem] = []
+    for err in exc.errors(include_input=False, include_url=False):
+        loc = tuple(err["loc"])
+        # pydantic appends the union member name ("str", "TextSpec") to the loc; drop it
+        loc = tuple(p for p in loc if p not in ("str", "TextSpec", "list[str]", "float", "int"))
+        path = (*base, *loc)
+        etype = err["type"]
+        if etype == "extra_forbidden":
+            key = loc[-1] if loc else "?"
+            parent = tuple(loc[:-1])
+            options = allowed.get(parent) or []
+            hint = did_you_mean(str(key), options)
+            msg = f"unknown key {key!r}"
+            msg += f"; did you mean {hint}?" if hint else ""
+            if options:
+                msg += f" (allowed: {', '.join(options)})"
+            problems.append(doc.problem(path, msg, key=True))
+        elif etype == "missing":
+            problems.append(doc.problem(path[:-1], f"missing required field {loc[-1]!r}"))
+        else:
+            msg = err["msg"]
+            if msg.startswith("Value error, "):
+                msg = msg[len("Value error, "):]
+            problems.append(doc.problem(path, msg))
+    # one field can fail several union members with the same words; keep each message once
+    unique: dict[str, Problem] = {}
+    for p in problems:
+        unique.setdefault(str(p), p)
+    return list(unique.values())
+
+
+def _aliases(model: type[BaseModel]) -> list[str]:
+    return [f.alias or name for name, f in model.model_fields.items()]
+
+
+def load_text(
+    text: str,
+    filename: str,
+    registry: Registry,
+    cli_vars: dict[str, str] | None = None,
+    environ: dict[str, str] | None = None,
+    base_dir: Path | None = None,
+) -> Plan:
+    environ = dict(os.environ) if environ is None else environ
+    doc = YamlDoc(text, filename)
+    data = doc.data
+    if not isinstance(data, dict):
+        raise ConfigError([doc.problem((), "a checklist is a mapping with 'version: 1' and a list of 'checks'")])
+    if "version" in data and data["version"] != 1:
+        raise ConfigError([doc.problem(("version",), f"unsupported version {data['version']!r}; this envprobe reads version 1")])
+    if "checks" in data and not isinstance(data["checks"], list):
+        raise ConfigError([doc.problem(("checks",), "must be a list of checks (each starting with '- id: ...')")])
+    try:
+        spec = ChecklistSpec.model_validate(data)
+    except ValidationError as exc:
+        allowed: dict[Path_, list[str]] = {(): _aliases(ChecklistSpec)}
+        for i in range(len(data.get("checks") or [])):
+            allowed[("checks", i)] = _aliases(CheckSpec)
+            allowed[("checks", i, "retry")] = _aliases(RetrySpec)
+            allowed[("checks", i, "title")] = ["zh-CN", "en"]
+            allowed[("checks", i, "hint")] = ["zh-CN", "en"]
+            allowed[("checks", i, "description")] = ["zh-CN", "en"]
+        allowed[("name",)] = ["zh-CN", "en"]
+        raise ConfigError(_pydantic_problems(doc, exc, (), allowed)) from None
+
+    problems: list[Problem] = []
+    masker = Masker()
+    variables: dict[str, Any] = dict(spec.vars)
+    variables.update(cli_vars or {})
+    base_dir = base_dir or Path(filename).resolve().parent
+
+    for i, pp in enumerate(spec.probe_paths):
+        folder = (base_dir / os.path.expanduser(pp)).resolve()
+        try:
+            registry.add_path(folder)
+        except RegistryError as exc:
+            problems.append(doc.problem(("probe_paths", i), str(exc)))
+
+    renderer = _Renderer(variables)
+    seen_ids: dict[str, int] = {}
+    checks: list[PlannedCheck] = []
+    for i, c in enumerate(spec.checks):
+        cpath: Path_ = ("checks", i)
+        line = doc.where(cpath)[0]
+        if c.id in seen_ids:
+            problems.append(doc.problem((*cpath, "id"), f"duplicate check id {c.id!r} (first used on line {seen_ids[c.id]})"))
+            continue
+        seen_ids[c.id] = line or 0
+        try:
+            probe_cls = registry.get(c.probe)
+        except RegistryError as exc:
+            problems.append(doc.problem((*cpath, "probe"), str(exc)))
+            continue
+
+        def render(value: Any, path: Path_) -> Any:
+            return _render_tree(value, path, renderer, environ, masker, doc, problems)
+
+        raw_params = render(c.with_, (*cpath, "with"))
+        try:
+            params = probe_cls.Params.model_validate(raw_params)
+        except ValidationError as exc:
+            allowed = {(): list(probe_cls.Params.model_fields)}
+            problems.extend(_pydantic_problems(doc, exc, (*cpath, "with"), allowed))
+            continue
+
+        fields = probe_cls.fields()
+        exps: list[FieldExpectation] = []
+        for fname, rawspec in c.expect.items():
+            fpath = (*cpath, "expect", fname)
+            if fname not in fields:
+                hint = did_you_mean(str(fname), list(fields))
+                msg = f"probe {c.probe!r} observes no field {fname!r}"
+                msg += f"; did you mean {hint}?" if hint else ""
+                msg += f" (observed fields: {', '.join(fields)})"
+                problems.append(doc.problem(fpath, msg, key=True))
+                continue
+            rendered = render(rawspec, fpath)
+            unit = field_unit(probe_cls, fname)
+            try:
+                exp = expectmod.parse(rendered, unit, where=f"{c.probe}.{fname}")
+            except expectmod.ExpectSyntaxError as exc:
+                problems.append(doc.problem(fpath, str(exc)))
+                continue
+            exps.append(FieldExpectation(fname, masker.mask(rendered), exp, unit))
+
+        title = _text(c.title, c.id)
+        title = {k: _render_plain(v, renderer, doc, (*cpath, "title"), problems) for k, v in title.items()}
+        checks.append(
+            PlannedCheck(
+                id=c.id,
+                title=title,
+                probe_name=c.probe,
+                probe=probe_cls,
+                params=params,
+                expectations=exps,
+                severity=c.severity,
+                hosts=c.hosts,
+                from_=c.from_,
+                needs=c.needs,
+                retries=c.retry.times if c.retry else 0,
+                retry_delay=c.retry.delay if c.retry else 0.0,
+                timeout=c.timeout or DEFAULT_TIMEOUT,
+                hint=_text(c.hint, "") if c.hint else None,
+                line=line,
+            )
+        )
+
+    ids = {c.id for c in spec.checks}
+    for i, c in enumerate(spec.checks):
+        for j, need in enumerate(c.needs):
+            if need not in ids:
+                hint = did_you_mean(need, ids)
+                problems.append(doc.problem(("checks", i, "needs", j),
+                                            f"unknown check id {need!r}" + (f"; did you mean {hint}?" if hint else "")))
+            elif need == c.id:
+                problems.append(doc.problem(("checks", i, "needs", j), "a check cannot need itself"))
+    cycle = _find_cycle({c.id: c.needs for c in spec.checks})
+    if cycle:
+        idx = [c.id for c in spec.checks].index(cycle[0])
+        problems.append(doc.problem(("checks", idx, "needs"), "dependency cycle: " + " → ".join(cycle)))
+    for i, c in enumerate(spec.checks):
+        for j, h in enumerate(c.hosts):
+            if h not in ("local", "localhost"):
+                problems.append(doc.problem(("checks", i, "hosts", j),
+                                            f"unknown host {h!r}: without an inventory only 'local' is available"))
+        if c.from_ is not None and c.from_ not in ("local", "localhost"):
+            problems.append(doc.problem(("checks", i, "from"),
+                                        f"unknown host {c.from_!r}: without an inventory only 'local' is available"))
+    if problems:
+        raise ConfigError([_masked_problem(p, masker) for p in problems])
+
+    name = _text(spec.name, Path(filename).stem)
+    return Plan(name=name, path=filename, lang=spec.lang, checks=checks, masker=masker, vars=variables)
+
+
+def _masked_problem(p: Problem, masker: Masker) -> Problem:
+    return Problem(p.file, p.line, p.column, p.field, masker.text(p.message))
+
+
+def field_unit(probe: type[Probe], fname: str) -> str | None:
+    info = probe.Facts.model_fields.get(fname)
+    extra = info.json_schema_extra if info is not None else None
+    if isinstance(extra, dict) and "unit" in extra:
+        u = extra["unit"]
+        return str(u) if u else None
+    return expectmod.unit_for_field(fname)
+
+
+def _find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(n: str) -> list[str] | None:
+        state[n] = 1
+        stack.append(n)
+        for m in graph.get(n, []):
+            if m not in graph or m == n:
+                continue
+            if state.get(m) == 1:
+                return [*stack[stack.index(m):], m]
+            if state.get(m) is None:
+                found = visit(m)
+                if found:
+                    return found
+        stack.pop()
+        state[n] = 2
+        return None
+
+    for node in graph:
+        if node not in state:
+            found = visit(node)
+            if found:
+                return found
+    return None
+
+
+# -- templating -----------------------------------------------------------------------------------------
+class _Renderer:
+    def __init__(self, variables: dict[str, Any]):
+        self.variables = variables
+        self._env: Any = None
+
+    def render(self, s: str) -> str:
+        if self._env is None:
+            from jinja2 import StrictUndefined
+            from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+            self._env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+        return str(self._env.from_string(s).render(self.variables))
+
+
+def _render_plain(s: str, renderer: _Renderer, doc: YamlDoc, path: Path_, problems: list[Problem]) -> str:
+    if "{{" not in s and "{%" not in s:
+        return s
+    try:
+        return renderer.render(s)
+    except Exception as exc:  # jinja2 raises many types: undefined, syntax, security
+        problems.append(doc.problem(path, f"template error: {_jinja_msg(exc)}"))
+        return s
+
+
+def _jinja_msg(exc: Exception) -> str:
+    name = type(exc).__name__
+    if name == "UndefinedError":
+        return f"{exc} (define it under 'vars:' or pass --var NAME=VALUE)"
+    return f"{name}: {exc}"
+
+
+def _render_tree(
+    value: Any, path: Path_, renderer: _Renderer, environ: dict[str, str], masker: Masker,
+    doc: YamlDoc, problems: list[Problem],
+) -> Any:
+    if isinstance(value, dict):
+        return {k: _render_tree(v, (*path, k), renderer, environ, masker, doc, problems) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_render_tree(v, (*path, i), renderer, environ, masker, doc, problems) for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+    out = _render_plain(value, renderer, doc, path, problems)
+    if "${env:" in out:
+        out, missing = substitute_env(out, environ, masker)
+        for name in missing:
+            problems.append(doc.problem(path, f"environment variable {name} is not set (needed by ${{env:{name}}}); "
+                                              f"export it before running envprobe"))
+        if not missing and "${env:" in out:
+            problems.append(doc.problem(path, "malformed ${env:NAME} reference: NAME is letters, digits and _"))
+    return out
+
+
+def load_file(
+    path: str | Path,
+    registry: Registry,
+    cli_vars: dict[str, str] | None = None,
+    environ: dict[str, str] | None = None,
+) -> Plan:
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError([Problem(str(path), None, None, "", "file not found")]) from None
+    except OSError as exc:
+        raise ConfigError([Problem(str(path), None, None, "", f"cannot read: {exc.strerror or exc}")]) from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError([Problem(str(path), line, None, "",
+                                   "not UTF-8 text; save the file as UTF-8 (GBK-encoded files must be converted)")]) from None
+    return load_text(text, str(path), registry, cli_vars, environ, base_dir=p.resolve().parent)

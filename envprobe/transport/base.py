@@ -1,0 +1,129 @@
+"""The transport interface shared by the local and (later) SSH implementations.
+
+A probe written against :class:`Transport` runs unchanged on every host. A non-zero exit status is data
+(:class:`CommandResult`), never an exception; :class:`TransportError` means the host itself could not be
+reached or the operation could not be attempted.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+class TransportError(Exception):
+    """The transport could not perform an operation (host unreachable, file unreadable, ...)."""
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    rc: int
+    stdout: str
+    stderr: str
+    duration_ms: float
+    timed_out: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.rc == 0 and not self.timed_out
+
+
+@dataclass(frozen=True)
+class Source:
+    """A piece of raw data a shell-path probe needs: a file's contents or a command's output.
+
+    Probes declare their sources instead of running them one by one, so a transport can fetch every source a
+    host needs in one batch (one round trip over SSH) and serve the probes from a cache.
+    """
+
+    kind: str  # "file" | "command"
+    target: str  # a path, or a POSIX shell command line (run with LC_ALL=C)
+
+    @classmethod
+    def file(cls, path: str) -> Source:
+        return cls("file", path)
+
+    @classmethod
+    def command(cls, line: str) -> Source:
+        return cls("command", line)
+
+
+class Transport(ABC):
+    """How a probe reaches one host."""
+
+    #: True when the host is the machine envprobe runs on (probes may then use psutil).
+    is_local: bool = False
+    #: A name for messages: "local", "app01", ...
+    name: str = "local"
+
+    def __init__(self) -> None:
+        self._cache: dict[Source, CommandResult] = {}
+        self._cache_lock = threading.Lock()
+
+    @abstractmethod
+    def run(
+        self,
+        cmd: Sequence[str] | str,
+        timeout: float = 10.0,
+        env: dict[str, str] | None = None,
+        stdin: str | None = None,
+    ) -> CommandResult:
+        """Run an argv list (no shell) or a POSIX shell string; returns rc, stdout, stderr and duration."""
+
+    @abstractmethod
+    def read_file(self, path: str, max_bytes: int = 16 * 1024 * 1024) -> bytes:
+        """Read a file; raises FileNotFoundError / PermissionError / TransportError."""
+
+    @abstractmethod
+    def put(self, local_path: str, remote_path: str) -> None:
+        """Copy a local file to the host."""
+
+    @abstractmethod
+    def get(self, remote_path: str, local_path: str) -> None:
+        """Copy a file from the host to a local path."""
+
+    @abstractmethod
+    def connect(self, host: str, port: int, timeout: float) -> socket.socket:
+        """Open a TCP stream to host:port *from this transport's host* (the vantage point)."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
+
+    # -- batched sources ------------------------------------------------------------------------------
+    def fetch(self, sources: Sequence[Source], timeout: float = 10.0) -> dict[Source, CommandResult]:
+        """Return the data for each source, from the prefetch cache when present.
+
+        File sources come back as a CommandResult too: rc 0 and the contents, or rc 1 and the error in stderr.
+        """
+        with self._cache_lock:
+            missing = [s for s in sources if s not in self._cache]
+        fetched = self._fetch_uncached(missing, timeout) if missing else {}
+        with self._cache_lock:
+            self._cache.update(fetched)
+            return {s: self._cache[s] for s in sources}
+
+    def prefetch(self, sources: Sequence[Source], timeout: float = 30.0) -> None:
+        """Fetch many sources at once (the runner calls this with every source a host's checks declare)."""
+        self.fetch(list(dict.fromkeys(sources)), timeout)
+
+    def forget(self) -> None:
+        """Drop cached sources (before a retry: a retry must observe afresh)."""
+        with self._cache_lock:
+            self._cache.clear()
+
+    def _fetch_uncached(self, sources: Sequence[Source], timeout: float) -> dict[Source, CommandResult]:
+        """Default: one operation per source. Remote transports override this with a single batched script."""
+        out: dict[Source, CommandResult] = {}
+        for s in sources:
+            if s.kind == "file":
+                try:
+                    data = self.read_file(s.target)
+                    out[s] = CommandResult(0, data.decode("utf-8", "replace"), "", 0.0)
+                except (OSError, TransportError) as exc:
+                    out[s] = CommandResult(1, "", f"{type(exc).__name__}: {exc}", 0.0)
+            else:
+                out[s] = self.run(s.target, timeout=timeout, env={"LC_ALL": "C", "LANG": "C"})
+        return out

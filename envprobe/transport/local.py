@@ -1,0 +1,91 @@
+"""The local transport: this machine, through subprocess and the standard library."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Sequence
+
+from envprobe.transport.base import CommandResult, Transport, TransportError
+
+
+class LocalTransport(Transport):
+    is_local = True
+    name = "local"
+
+    def run(
+        self,
+        cmd: Sequence[str] | str,
+        timeout: float = 10.0,
+        env: dict[str, str] | None = None,
+        stdin: str | None = None,
+    ) -> CommandResult:
+        full_env = None
+        if env:
+            full_env = dict(os.environ)
+            full_env.update(env)
+        shell = isinstance(cmd, str)
+        if shell and os.name != "nt":
+            argv: Sequence[str] | str = ["/bin/sh", "-c", str(cmd)]
+            shell = False
+        else:
+            argv = cmd
+        start = time.perf_counter()
+        try:
+            proc = subprocess.Popen(
+                argv,
+                shell=shell,
+                stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=full_env,
+                start_new_session=os.name != "nt",
+            )
+        except FileNotFoundError as exc:
+            return CommandResult(127, "", f"command not found: {exc.filename}", _ms(start))
+        except PermissionError as exc:
+            return CommandResult(126, "", f"permission denied: {exc.filename}", _ms(start))
+        except OSError as exc:
+            raise TransportError(f"cannot start {argv!r}: {exc}") from exc
+        try:
+            out, err = proc.communicate(stdin, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _kill_tree(proc)
+            out, err = proc.communicate()
+            return CommandResult(-1, _dec(out), _dec(err), _ms(start), timed_out=True)
+        return CommandResult(proc.returncode, _dec(out), _dec(err), _ms(start))
+
+    def read_file(self, path: str, max_bytes: int = 16 * 1024 * 1024) -> bytes:
+        with open(os.path.expanduser(path), "rb") as fh:
+            return fh.read(max_bytes)
+
+    def put(self, local_path: str, remote_path: str) -> None:
+        shutil.copyfile(local_path, os.path.expanduser(remote_path))
+
+    def get(self, remote_path: str, local_path: str) -> None:
+        shutil.copyfile(os.path.expanduser(remote_path), local_path)
+
+    def connect(self, host: str, port: int, timeout: float) -> socket.socket:
+        return socket.create_connection((host, port), timeout=timeout)
+
+
+def _dec(b: bytes | None) -> str:
+    return (b or b"").decode("utf-8", "replace")
+
+
+def _ms(start: float) -> float:
+    return (time.perf_counter() - start) * 1000.0
+
+
+def _kill_tree(proc: subprocess.Popen[bytes]) -> None:
+    """Kill a timed-out command and everything it started (its own session), by PID."""
+    try:
+        if os.name != "nt":
+            os.killpg(proc.pid, 9)
+        else:
+            proc.kill()
+    except (ProcessLookupError, PermissionError):
+        pass
