@@ -337,9 +337,9 @@ def _unquote(s: str) -> str:
 
 def failure_message(field: str, exp: Expectation, observed: Any, unit: str | None, problem: Text | None) -> Text:
     """"total_gb is 15.6, expected >= 16" in both languages."""
-    shown = _fmt(observed)
-    if unit and _is_number(observed):
-        shown = f"{shown} {_unit_label(unit)}"
+    shown = display_value(observed, unit)
+    if len(shown) > 120:
+        shown = shown[:119] + "…"
     msg = t(f"{field} is {shown}, expected {exp.display()}", f"{field} 当前值 {shown}，期望 {exp.display()}")
     if problem:
         msg = {k: f"{v} ({problem[k]})" if k == "en" else f"{v}（{problem[k]}）" for k, v in msg.items()}

@@ -340,20 +340,31 @@ def load_text(
         raise ConfigError([doc.problem(("version",), f"unsupported version {data['version']!r}; this envprobe reads version 1")])
     if "checks" in data and not isinstance(data["checks"], list):
         raise ConfigError([doc.problem(("checks",), "must be a list of checks (each starting with '- id: ...')")])
-    try:
-        spec = ChecklistSpec.model_validate(data)
-    except ValidationError as exc:
-        allowed: dict[Path_, list[str]] = {(): _aliases(ChecklistSpec)}
-        for i in range(len(data.get("checks") or [])):
-            allowed[("checks", i)] = _aliases(CheckSpec)
-            allowed[("checks", i, "retry")] = _aliases(RetrySpec)
-            allowed[("checks", i, "title")] = ["zh-CN", "en"]
-            allowed[("checks", i, "hint")] = ["zh-CN", "en"]
-            allowed[("checks", i, "description")] = ["zh-CN", "en"]
-        allowed[("name",)] = ["zh-CN", "en"]
-        raise ConfigError(_pydantic_problems(doc, exc, (), allowed)) from None
-
     problems: list[Problem] = []
+    top_allowed: dict[Path_, list[str]] = {(): _aliases(ChecklistSpec), ("name",): ["zh-CN", "en"]}
+    raw_checks = data.get("checks")
+    try:
+        spec = ChecklistSpec.model_validate({**data, "checks": []} if isinstance(raw_checks, list) else data)
+    except ValidationError as exc:
+        problems.extend(_pydantic_problems(doc, exc, (), top_allowed))
+        spec = ChecklistSpec(checks=[])
+    # each check on its own, so one malformed check does not hide the problems of the others
+    check_allowed: dict[Path_, list[str]] = {
+        (): _aliases(CheckSpec), ("retry",): _aliases(RetrySpec),
+        ("title",): ["zh-CN", "en"], ("hint",): ["zh-CN", "en"], ("description",): ["zh-CN", "en"],
+    }
+    valid_checks: list[tuple[int, CheckSpec]] = []
+    for i, raw in enumerate(raw_checks if isinstance(raw_checks, list) else []):
+        if not isinstance(raw, dict):
+            problems.append(doc.problem(("checks", i), "each check is a mapping with at least 'id' and 'probe'"))
+            continue
+        try:
+            valid_checks.append((i, CheckSpec.model_validate(raw)))
+        except ValidationError as exc:
+            problems.extend(_pydantic_problems(doc, exc, ("checks", i), check_allowed))
+    if isinstance(raw_checks, list) and not raw_checks:
+        problems.append(doc.problem(("checks",), "the checklist has no checks"))
+
     masker = Masker()
     variables: dict[str, Any] = dict(spec.vars)
     variables.update(cli_vars or {})
@@ -369,7 +380,7 @@ def load_text(
     renderer = _Renderer(variables)
     seen_ids: dict[str, int] = {}
     checks: list[PlannedCheck] = []
-    for i, c in enumerate(spec.checks):
+    for i, c in valid_checks:
         cpath: Path_ = ("checks", i)
         line = doc.where(cpath)[0]
         if c.id in seen_ids:
@@ -435,8 +446,8 @@ def load_text(
             )
         )
 
-    ids = {c.id for c in spec.checks}
-    for i, c in enumerate(spec.checks):
+    ids = {c.id for _, c in valid_checks}
+    for i, c in valid_checks:
         for j, need in enumerate(c.needs):
             if need not in ids:
                 hint = did_you_mean(need, ids)
@@ -444,11 +455,11 @@ def load_text(
                                             f"unknown check id {need!r}" + (f"; did you mean {hint}?" if hint else "")))
             elif need == c.id:
                 problems.append(doc.problem(("checks", i, "needs", j), "a check cannot need itself"))
-    cycle = _find_cycle({c.id: c.needs for c in spec.checks})
+    cycle = _find_cycle({c.id: c.needs for _, c in valid_checks})
     if cycle:
-        idx = [c.id for c in spec.checks].index(cycle[0])
+        idx = next(i for i, c in valid_checks if c.id == cycle[0])
         problems.append(doc.problem(("checks", idx, "needs"), "dependency cycle: " + " → ".join(cycle)))
-    for i, c in enumerate(spec.checks):
+    for i, c in valid_checks:
         for j, h in enumerate(c.hosts):
             if h not in ("local", "localhost"):
                 problems.append(doc.problem(("checks", i, "hosts", j),
@@ -457,6 +468,7 @@ def load_text(
             problems.append(doc.problem(("checks", i, "from"),
                                         f"unknown host {c.from_!r}: without an inventory only 'local' is available"))
     if problems:
+        problems.sort(key=lambda p: (p.line or 0, p.column or 0))
         raise ConfigError([_masked_problem(p, masker) for p in problems])
 
     name = _text(spec.name, Path(filename).stem)

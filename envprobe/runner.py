@@ -29,6 +29,7 @@ log = logging.getLogger("envprobe")
 
 #: Statuses of a needed check that let its dependents run. A warning is a finding, not a broken prerequisite.
 _NEEDS_OK = {Status.PASS, Status.WARN}
+_GRACE = 1.0
 
 
 @dataclass(frozen=True)
@@ -63,13 +64,18 @@ def evaluate(check: PlannedCheck, facts: BaseModel, note: Text | None = None) ->
     else:
         status = Status.PASS
         if details:
-            shown = ", ".join(f"{d['field']} {d['observed']}" for d in details)
+            shown = ", ".join(f"{d['field']} {_short(d['observed'])}" for d in details)
             message = t(f"as expected: {shown}", f"符合期望：{shown}")
         else:
             message = t("collected without error", "采集成功")
     if note:
         message = join_text(message, note, sep=" — ")
     return status, message, details
+
+
+def _short(s: str, n: int = 60) -> str:
+    s = " ".join(s.split())
+    return s if len(s) <= n else s[: n - 1] + "…"
 
 
 def advice_for(check: PlannedCheck, details: list[dict[str, Any]]) -> Text | None:
@@ -122,7 +128,8 @@ class Runner:
 
         th = threading.Thread(target=target, name=f"probe-{check.id}@{unit.host}", daemon=True)
         th.start()
-        th.join(check.timeout)
+        # a little grace so a probe that enforces its own deadline can report it in its own words
+        th.join(check.timeout + _GRACE)
         if th.is_alive():
             return Status.ERROR, t(
                 f"no answer within {check.timeout:g} s: the probe was abandoned (raise 'timeout:' if the host is slow)",
@@ -155,7 +162,7 @@ class Runner:
         while True:
             attempts += 1
             status, message, observed, details = self._attempt(unit, transport)
-            if status in (Status.PASS, Status.WARN) or attempts > check.retries:
+            if status is Status.PASS or attempts > check.retries:
                 break
             log.info("check %s on %s: attempt %d gave %s; retrying in %.1fs", check.id, unit.host, attempts,
                      status.value, check.retry_delay)

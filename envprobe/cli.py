@@ -1,0 +1,451 @@
+"""Command line. The only module that prints, prompts or exits.
+
+Every command runs in-process against an :class:`Environment` (streams, tty-ness, environment variables), so
+tests call :func:`main` with their own environment and read the exit code and the captured output.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import click
+
+from envprobe import __version__
+
+# Exit codes (DESIGN.md §3)
+EXIT_OK = 0
+EXIT_FAIL = 1
+EXIT_USAGE = 2
+EXIT_UNKNOWN = 3
+EXIT_INTERRUPTED = 130
+
+
+@dataclass
+class Environment:
+    stdout: IO[str] = field(default_factory=lambda: sys.stdout)
+    stderr: IO[str] = field(default_factory=lambda: sys.stderr)
+    stdout_isatty: bool | None = None
+    environ: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+    color: bool | None = None  # None: decide from tty and NO_COLOR
+
+    def __post_init__(self) -> None:
+        if self.stdout_isatty is None:
+            try:
+                self.stdout_isatty = self.stdout.isatty()
+            except (AttributeError, ValueError):
+                self.stdout_isatty = False
+        if self.color is None:
+            self.color = bool(self.stdout_isatty) and "NO_COLOR" not in self.environ
+
+    def console(self, stderr: bool = False) -> Any:
+        from rich.console import Console
+
+        return Console(
+            file=self.stderr if stderr else self.stdout,
+            force_terminal=bool(self.color),
+            no_color=not self.color,
+            highlight=False,
+            soft_wrap=False,
+            width=None if self.stdout_isatty else 120,
+        )
+
+
+class UsageError(Exception):
+    """A problem with the command line or the input files. Nothing ran."""
+
+
+def _env(ctx: click.Context) -> Environment:
+    obj = ctx.find_root().obj
+    assert isinstance(obj, Environment)
+    return obj
+
+
+def _err(env: Environment, text: str) -> None:
+    env.stderr.write(text.rstrip("\n") + "\n")
+    env.stderr.flush()
+
+
+def _parse_vars(pairs: Sequence[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for p in pairs:
+        if "=" not in p or not p.split("=", 1)[0].strip():
+            raise UsageError(f"--var {p!r}: expected NAME=VALUE")
+        k, v = p.split("=", 1)
+        out[k.strip()] = v
+    return out
+
+
+def _lang(option: str | None, plan_lang: str | None) -> str:
+    return option or plan_lang or "zh-CN"
+
+
+def _write_atomic(path: str, text: str) -> None:
+    target = Path(path)
+    if target.parent and not target.parent.exists():
+        raise UsageError(f"cannot write {path}: folder {target.parent} does not exist")
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, target)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def _setup_debug_log(path: str | None, masker: Any) -> str | None:
+    """Send envprobe's debug log (tracebacks of crashed probes) to a file, with secrets masked."""
+    if path is None:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        path = os.path.join(base, "envprobe", "last-scan.log")
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        handler = logging.FileHandler(path, mode="w", encoding="utf-8")
+    except OSError:
+        return None
+
+    class _Mask(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            record.msg = masker.text(record.getMessage())
+            record.args = ()
+            return True
+
+    handler.addFilter(_Mask())
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(threadName)s %(message)s"))
+    logger = logging.getLogger("envprobe")
+    for h in list(logger.handlers):
+        logger.removeHandler(h)
+        h.close()
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+    return path
+
+
+def _close_debug_log() -> None:
+    logger = logging.getLogger("envprobe")
+    for h in list(logger.handlers):
+        logger.removeHandler(h)
+        h.close()
+
+
+def _print_problems(env: Environment, problems: Sequence[Any], header: str) -> None:
+    _err(env, header)
+    for p in problems:
+        _err(env, f"  {p}")
+
+
+def exit_code_for(summary: dict[str, Any], interrupted: bool) -> int:
+    if interrupted:
+        return EXIT_INTERRUPTED
+    if summary.get("fail"):
+        return EXIT_FAIL
+    if summary.get("error"):
+        return EXIT_UNKNOWN
+    return EXIT_OK
+
+
+# -- commands --------------------------------------------------------------------------------------------
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(__version__, prog_name="envprobe")
+def cli() -> None:
+    """envprobe: environment readiness checks for on-site deployments.
+
+    \b
+    envprobe scan CHECKLIST --html report.html   run a checklist on this machine
+    envprobe validate CHECKLIST                   check a checklist without running it
+    envprobe probes [NAME]                        list probes, or describe one
+    envprobe report RESULT.json --html F          re-render a report offline
+    """
+
+
+def _load_plan(env: Environment, checklist: str, var: Sequence[str]) -> Any:
+    from envprobe.loader import load_file
+    from envprobe.registry import Registry
+
+    return load_file(checklist, Registry(), cli_vars=_parse_vars(var), environ=env.environ)
+
+
+@cli.command()
+@click.argument("checklist", type=click.Path(dir_okay=False))
+@click.option("--var", "var", multiple=True, metavar="NAME=VALUE", help="Set or override a checklist variable.")
+@click.option("--forks", type=click.IntRange(1, 500), default=10, show_default=True,
+              help="How many checks run at once.")
+@click.option("--json", "json_out", metavar="FILE", help="Write the results as JSON (schema 1).")
+@click.option("--junit", "junit_out", metavar="FILE", help="Write JUnit XML.")
+@click.option("--html", "html_out", metavar="FILE", help="Write a self-contained HTML report.")
+@click.option("--lang", type=click.Choice(["zh-CN", "en"]), help="Report language (default: checklist's lang, else zh-CN).")
+@click.option("-q", "--quiet", is_flag=True, help="Print only what did not pass, and the verdict.")
+@click.option("--debug-log", metavar="FILE", help="Where to write tracebacks (default ~/.cache/envprobe/last-scan.log).")
+@click.option("--shell-path", is_flag=True, hidden=True, help="Collect local facts the way remote hosts are read.")
+@click.pass_context
+def scan(ctx: click.Context, checklist: str, var: Sequence[str], forks: int, json_out: str | None,
+         junit_out: str | None, html_out: str | None, lang: str | None, quiet: bool, debug_log: str | None,
+         shell_path: bool) -> int:
+    """Run CHECKLIST and report. Exit 0 ready, 1 a check failed, 2 bad input, 3 readiness unknown, 130 interrupted."""
+    env = _env(ctx)
+    plan = _load_plan(env, checklist, var)
+    for out in (json_out, junit_out, html_out):
+        if out and not Path(out).resolve().parent.is_dir():
+            raise UsageError(f"cannot write {out}: folder {Path(out).resolve().parent} does not exist")
+    log_path = _setup_debug_log(debug_log, plan.masker)
+    from envprobe.reports import console as rconsole
+    from envprobe.runner import Runner
+    from envprobe.transport.local import LocalTransport
+
+    lang = _lang(lang, plan.lang)
+    console = env.console()
+    progress = None if quiet else rconsole.ProgressPrinter(
+        total=sum(len(c.hosts) for c in plan.checks), console=console, enabled=bool(env.stdout_isatty)
+    )
+    transports = {"local": LocalTransport()}
+    runner = Runner(plan, transports, forks=forks, on_result=progress, prefer_native=not shell_path,
+                    debug_log=log_path)
+    try:
+        run = runner.run()
+    finally:
+        if progress is not None:
+            progress.stop()
+        for tr in transports.values():
+            tr.close()
+        _close_debug_log()
+    data = plan.masker.mask(run.to_dict())
+    rconsole.render(data, console, lang=lang, quiet=quiet)
+    _write_outputs(data, json_out, junit_out, html_out, lang)
+    written = [p for p in (json_out, junit_out, html_out) if p]
+    if written and not quiet:
+        console.print(("已写入: " if lang == "zh-CN" else "Written: ") + ", ".join(written))
+    return exit_code_for(data["summary"], run.interrupted)
+
+
+def _write_outputs(data: dict[str, Any], json_out: str | None, junit_out: str | None, html_out: str | None,
+                   lang: str) -> None:
+    if json_out:
+        from envprobe.reports import json as rjson
+
+        _write_atomic(json_out, rjson.dumps(data))
+    if junit_out:
+        from envprobe.reports import junit as rjunit
+
+        _write_atomic(junit_out, rjunit.render(data, lang=lang))
+    if html_out:
+        from envprobe.reports import html as rhtml
+
+        _write_atomic(html_out, rhtml.render(data, lang=lang))
+
+
+@cli.command()
+@click.argument("checklist", type=click.Path(dir_okay=False))
+@click.option("--var", "var", multiple=True, metavar="NAME=VALUE", help="Set or override a checklist variable.")
+@click.pass_context
+def validate(ctx: click.Context, checklist: str, var: Sequence[str]) -> int:
+    """Check CHECKLIST (syntax, probes, parameters, expectations, needs) without running anything."""
+    env = _env(ctx)
+    plan = _load_plan(env, checklist, var)
+    n_exp = sum(len(c.expectations) for c in plan.checks)
+    env.stdout.write(f"{checklist}: OK — {len(plan.checks)} checks, {n_exp} expectations\n")
+    return EXIT_OK
+
+
+@cli.command()
+@click.argument("name", required=False)
+@click.pass_context
+def probes(ctx: click.Context, name: str | None) -> int:
+    """List the available probes, or describe probe NAME (parameters, observed fields, example)."""
+    from envprobe.registry import Registry, RegistryError
+
+    env = _env(ctx)
+    reg = Registry()
+    if name is None:
+        rows = []
+        for n in reg.names():
+            try:
+                cls = reg.get(n)
+                rows.append((n, cls.summary.get("en", ""), cls.summary.get("zh-CN", "")))
+            except RegistryError as exc:
+                rows.append((n, f"(unavailable: {exc})", ""))
+        width = max((len(r[0]) for r in rows), default=4)
+        for n, en, zh in rows:
+            env.stdout.write(f"{n.ljust(width)}  {en}" + (f" / {zh}" if zh else "") + "\n")
+        env.stdout.write("\nenvprobe probes NAME  — parameters, observed fields and an example\n")
+        return EXIT_OK
+    try:
+        cls = reg.get(name)
+    except RegistryError as exc:
+        raise UsageError(str(exc)) from None
+    env.stdout.write(describe_probe(cls, reg.origin(name)))
+    return EXIT_OK
+
+
+def describe_probe(cls: Any, origin: str = "") -> str:
+    from envprobe.loader import field_unit
+
+    lines = [f"{cls.name} — {cls.summary.get('en', '')}", f"{' ' * len(cls.name)}   {cls.summary.get('zh-CN', '')}"]
+    if origin:
+        lines.append(f"provided by: {origin}")
+    lines.append("")
+    lines.append("Parameters (with:):")
+    params = cls.Params.model_fields
+    if not params:
+        lines.append("  (none)")
+    for pname, f in params.items():
+        req = "required" if f.is_required() else f"default {f.default!r}"
+        lines.append(f"  {pname:<18} {_type_name(f.annotation):<14} {req}. {f.description or ''}")
+    lines.append("")
+    lines.append("Observed fields (expect:):")
+    for fname, f in cls.Facts.model_fields.items():
+        unit = field_unit(cls, fname)
+        ushow = f" [{unit}]" if unit else ""
+        lines.append(f"  {fname:<22} {_type_name(f.annotation)}{ushow}. {f.description or ''}")
+    if cls.requires:
+        lines += ["", f"Needs: {cls.requires.get('en', '')} / {cls.requires.get('zh-CN', '')}"]
+    lines += ["", "Example:", *("  " + x for x in cls.example.rstrip().splitlines()), ""]
+    return "\n".join(lines)
+
+
+def _type_name(tp: Any) -> str:
+    s = getattr(tp, "__name__", None) if not hasattr(tp, "__args__") else None
+    return s or str(tp).replace("typing.", "").replace("NoneType", "null")
+
+
+@cli.command()
+@click.argument("result", type=click.Path(dir_okay=False))
+@click.option("--html", "html_out", metavar="FILE", help="Write the HTML report.")
+@click.option("--junit", "junit_out", metavar="FILE", help="Write JUnit XML.")
+@click.option("--lang", type=click.Choice(["zh-CN", "en"]), help="Report language (default: as scanned, else zh-CN).")
+@click.pass_context
+def report(ctx: click.Context, result: str, html_out: str | None, junit_out: str | None, lang: str | None) -> int:
+    """Re-render reports offline from a RESULT.json written by `scan --json`."""
+    from envprobe.reports import json as rjson
+
+    env = _env(ctx)
+    try:
+        data = rjson.load(result)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{result}: {exc}") from None
+    if not html_out and not junit_out:
+        raise UsageError("nothing to write: give --html FILE and/or --junit FILE")
+    lang = _lang(lang, (data.get("checklist") or {}).get("lang"))
+    _write_outputs(data, None, junit_out, html_out, lang)
+    env.stdout.write(("已写入: " if lang == "zh-CN" else "Written: ")
+                     + ", ".join(p for p in (html_out, junit_out) if p) + "\n")
+    return EXIT_OK
+
+
+@cli.command()
+@click.pass_context
+def schema(ctx: click.Context) -> int:
+    """Print the checklist JSON Schema (for editor completion and validation)."""
+    from envprobe.loader import json_schema
+
+    _env(ctx).stdout.write(json.dumps(json_schema(), indent=2, ensure_ascii=False) + "\n")
+    return EXIT_OK
+
+
+STARTER = """\
+# envprobe checklist — run: envprobe scan {name} --html report.html
+version: 1
+name: {{zh-CN: 上线前环境检查, en: Pre-go-live environment check}}
+lang: zh-CN
+vars:
+  app_port: 8080
+checks:
+  - id: os
+    title: {{zh-CN: 操作系统, en: Operating system}}
+    probe: os
+    expect: {{family: "in [linux, windows]"}}
+  - id: cpu
+    title: {{zh-CN: CPU 核数, en: CPU cores}}
+    probe: cpu
+    expect: {{logical: ">= 4"}}
+  - id: memory
+    title: {{zh-CN: 内存, en: Memory}}
+    probe: memory
+    expect: {{total_gb: ">= 8", available_gb: ">= 2"}}
+  - id: root-disk
+    title: {{zh-CN: 根分区空间, en: Root disk space}}
+    probe: disk
+    with: {{path: /}}
+    expect: {{free_gb: ">= 20", used_percent: "< 85"}}
+  - id: app-port-free
+    title: {{zh-CN: 应用端口未被占用, en: Application port is free}}
+    probe: port
+    with: {{port: "{{{{ app_port }}}}"}}
+    expect: {{bindable: true}}
+    severity: recommended
+"""
+
+
+@cli.command()
+@click.argument("path", required=False, type=click.Path(dir_okay=False))
+@click.option("--force", is_flag=True, help="Overwrite PATH if it exists.")
+@click.pass_context
+def init(ctx: click.Context, path: str | None, force: bool) -> int:
+    """Write a starter checklist to PATH (or print it)."""
+    env = _env(ctx)
+    text = STARTER.format(name=path or "checklist.yaml")
+    if path is None:
+        env.stdout.write(text)
+        return EXIT_OK
+    if Path(path).exists() and not force:
+        raise UsageError(f"{path} exists; use --force to overwrite")
+    _write_atomic(path, text)
+    env.stdout.write(f"wrote {path}; next: envprobe scan {path} --html report.html\n")
+    return EXIT_OK
+
+
+# -- entry point and the single error mapper ----------------------------------------------------------------
+def run_cli(argv: Sequence[str] | None = None, env: Environment | None = None) -> int:
+    """Run a command in-process; returns the exit code (never raises for user errors)."""
+    from envprobe.loader import ConfigError
+
+    env = env or Environment()
+    try:
+        rv = cli.main(args=list(argv) if argv is not None else None, prog_name="envprobe", obj=env,
+                      standalone_mode=False)
+    except click.exceptions.Abort:
+        _err(env, "interrupted")
+        return EXIT_INTERRUPTED
+    except click.ClickException as exc:
+        _err(env, f"envprobe: {exc.format_message()}")
+        ctx_help = "Try 'envprobe --help'." if not isinstance(exc, click.UsageError) or exc.ctx is None \
+            else f"Try '{exc.ctx.command_path} --help'."
+        _err(env, ctx_help)
+        return EXIT_USAGE
+    except ConfigError as exc:
+        n = len(exc.problems)
+        _print_problems(env, exc.problems, f"envprobe: {n} problem{'s' if n != 1 else ''} found; nothing was run:")
+        return EXIT_USAGE
+    except UsageError as exc:
+        _err(env, f"envprobe: {exc}")
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        _err(env, "interrupted")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception as exc:  # the last resort: a bug in envprobe, said plainly, traceback to the log
+        import traceback
+
+        logging.getLogger("envprobe.cli").debug("internal error:\n%s", traceback.format_exc())
+        _err(env, f"envprobe: internal error: {type(exc).__name__}: {exc}")
+        _err(env, "This is a bug in envprobe; please report it with the command you ran. 这是 envprobe 的缺陷，请反馈。")
+        return EXIT_UNKNOWN
+    if isinstance(rv, int):
+        return rv
+    return EXIT_OK
+
+
+def main() -> None:
+    code = run_cli(sys.argv[1:])
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        pass
+    sys.exit(code)
