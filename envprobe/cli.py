@@ -328,7 +328,7 @@ def report(ctx: click.Context, result: str, html_out: str | None, junit_out: str
     try:
         data = rjson.load(result)
     except (OSError, ValueError) as exc:
-        raise UsageError(f"{result}: {exc}") from None
+        raise UsageError(str(exc) if result in str(exc) else f"{result}: {exc}") from None
     if not html_out and not junit_out:
         raise UsageError("nothing to write: give --html FILE and/or --junit FILE")
     lang = _lang(lang, (data.get("checklist") or {}).get("lang"))

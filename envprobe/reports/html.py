@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from envprobe.model import pick
 from envprobe.reports.i18n import (
     FINDINGS,
-    STATUS_ORDER,
+    clean,
     cpu_text,
     disk_text,
     duration_text,
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
 #: Values longer than this (or spanning lines) fold into <details>.
 LONG_VALUE = 160
+_MISSING = "—"
 _SEVERITY_RANK = {"blocker": 0, "required": 1, "recommended": 2}
 
 
@@ -73,15 +74,15 @@ def _rows(r: dict[str, Any]) -> list[dict[str, Any]]:
                          "expected": fmt_value(d.get("expected")), "ok": bool(d.get("ok"))})
         return rows
     for field, exp in (r.get("expected") or {}).items():
-        rows.append({"field": str(field), "observed": _value(observed.get(field)),
-                     "expected": fmt_value(exp), "ok": None})
+        current = _value(observed[field]) if field in observed else _value(_MISSING)
+        rows.append({"field": str(field), "observed": current, "expected": fmt_value(exp), "ok": None})
     return rows
 
 
 def _observed_rest(r: dict[str, Any], shown: set[str]) -> list[dict[str, Any]]:
     """Observed fields no expectation mentions (a command's stdout, say): evidence for the reader."""
     return [{"field": str(k), "value": _value(v)}
-            for k, v in (r.get("observed") or {}).items() if k not in shown]
+            for k, v in (r.get("observed") or {}).items() if k not in shown and v not in (None, "", [], {})]
 
 
 def _result_view(r: dict[str, Any], lang: str) -> dict[str, Any]:
@@ -130,20 +131,23 @@ def _host_view(run: dict[str, Any], host: str, lang: str) -> dict[str, Any]:
 def view(run: dict[str, Any], lang: str = "zh-CN") -> dict[str, Any]:
     """Everything the template shows, already in ``lang`` and formatted (the template only lays it out)."""
     lang = norm_lang(lang)
+    run = clean(run)
     summary = run.get("summary") or {}
     verdict = str(summary.get("verdict") or "unknown")
     results = [_result_view(r, lang) for r in run.get("results") or [] if isinstance(r, dict)]
     order = {h: i for i, h in enumerate(host_names(run))}
 
     def key(v: dict[str, Any]) -> tuple[int, int, int]:
-        return (order.get(v["host"], len(order)), status_rank(v["status"]), _SEVERITY_RANK.get(v["severity"], 3))
+        host = order.get(v["host"], len(order))
+        return (host, status_rank(v["status"]), _SEVERITY_RANK.get(v["severity"], 3))
 
     findings = sorted((v for v in results if v["status"] in FINDINGS), key=key)
-    others = sorted((v for v in results if v["status"] not in FINDINGS), key=key)
+    others = sorted((v for v in results if v["status"] not in FINDINGS), key=lambda v: key(v)[:2])
     groups: list[dict[str, Any]] = []
     for v in findings:
         if not groups or groups[-1]["host"] != v["host"]:
-            groups.append({"host": v["host"], "line": host_line(host_facts(run, v["host"]), lang), "items": []})
+            line = host_line(host_facts(run, v["host"]), lang)
+            groups.append({"host": v["host"], "line": line, "items": []})
         groups[-1]["items"].append(v)
     span = run_span_ms(run)
     checklist = run.get("checklist") or {}
@@ -163,10 +167,11 @@ def view(run: dict[str, Any], lang: str = "zh-CN") -> dict[str, Any]:
         "finished": utc_text(run.get("finished_at")),
         "span": duration_text(span, lang) if span is not None else "",
         "version": str(run.get("envprobe") or ""),
+        "footer": tr("report.generated_by", lang).format(version=str(run.get("envprobe") or "")).strip(),
         "hosts": [_host_view(run, h, lang) for h in host_names(run)],
         "groups": groups,
+        "findings_count": len(findings),
         "others": others,
-        "status_order": STATUS_ORDER,
     }
 
 

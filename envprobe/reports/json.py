@@ -35,7 +35,8 @@ def write(run: dict[str, Any], path: str | os.PathLike[str]) -> None:
     text = dumps(run)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=str(target.parent))
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+        # backslashreplace: a lone surrogate (undecodable output) becomes a JSON \udcxx escape, not a crash
+        with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace", newline="\n") as fh:
             fh.write(text)
         os.chmod(tmp, 0o644)  # mkstemp makes 0600; a report is an ordinary file
         os.replace(tmp, target)

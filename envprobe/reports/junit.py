@@ -14,8 +14,8 @@ Mapping (one ``<testsuite>`` per host, one ``<testcase>`` per result):
   so a CI job should stay green; JUnit has no "passed with warning" state, and ``<system-out>`` is shown by
   every consumer we know of without turning the build red or yellow.
 
-Characters XML 1.0 cannot carry (terminal escapes in command output, lone surrogates) are written as
-``\\xNN`` so the file always parses.
+Terminal colour codes in command output are removed; other characters XML 1.0 cannot carry (control
+characters, lone surrogates) are written as ``\\xNN`` / ``\\uNNNN``, so the file always parses.
 """
 
 from __future__ import annotations
@@ -27,8 +27,19 @@ from pathlib import Path
 from typing import Any
 
 from envprobe.model import pick
-from envprobe.reports.i18n import fmt_value, host_facts, host_line, host_names, norm_lang, run_span_ms, tr
+from envprobe.reports.i18n import (
+    clean,
+    fmt_value,
+    host_facts,
+    host_line,
+    host_names,
+    norm_lang,
+    run_span_ms,
+    tr,
+)
 
+#: Observed values longer than this are cut in the XML (the JSON result keeps them whole).
+MAX_VALUE = 4000
 _BAD_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
@@ -50,7 +61,7 @@ def _one_line(text: str) -> str:
 
 
 def _body(r: dict[str, Any], lang: str) -> str:
-    """Expected vs observed, field by field, then the advice: the text inside <failure>/<error>/<system-out>."""
+    """The text inside <failure>/<error>/<system-out>: message, expected vs observed, advice."""
     lines = [pick(r.get("message"), lang)]
     severity = r.get("severity")
     if severity:
@@ -58,16 +69,31 @@ def _body(r: dict[str, Any], lang: str) -> str:
     if r.get("from"):
         lines.append(f"{tr('col.from', lang)}: {r['from']}")
     details = r.get("details") or []
+    observed = r.get("observed") or {}
+    cur, exp = tr("col.current", lang), tr("col.expected", lang)
+    shown: set[str] = set()
     if details:
         for d in details:
             mark = tr("report.ok", lang) if d.get("ok") else tr("report.not_ok", lang)
-            lines.append(f"{d.get('field')}: {tr('col.expected', lang)} {fmt_value(d.get('expected'))}, "
-                         f"{tr('col.current', lang)} {fmt_value(d.get('observed'))} [{mark}]")
-    else:
-        observed = r.get("observed") or {}
-        for field, exp in (r.get("expected") or {}).items():
-            lines.append(f"{field}: {tr('col.expected', lang)} {fmt_value(exp)}, "
-                         f"{tr('col.current', lang)} {fmt_value(observed.get(field))}")
+            lines.append(f"{d.get('field')}: {cur} {fmt_value(d.get('observed'))}, "
+                         f"{exp} {fmt_value(d.get('expected'))} [{mark}]")
+            shown.add(str(d.get("field")))
+    elif observed:
+        for field, expected in (r.get("expected") or {}).items():
+            lines.append(f"{field}: {cur} {fmt_value(observed.get(field))}, {exp} {fmt_value(expected)}")
+            shown.add(str(field))
+    rest = {k: v for k, v in observed.items() if k not in shown and v not in (None, "", [], {})}
+    if rest:
+        lines.append(f"{tr('report.observed', lang)}:")
+        for field, value in rest.items():
+            text = fmt_value(value)
+            if len(text) > MAX_VALUE:
+                text = text[:MAX_VALUE] + " …"
+            if "\n" in text.strip():
+                lines.append(f"  {field}:")
+                lines.extend(f"    {line}" for line in text.strip("\n").splitlines())
+            else:
+                lines.append(f"  {field}: {text}")
     hint = pick(r.get("hint"), lang)
     if hint:
         lines.append(f"{tr('col.advice', lang)}: {hint}")
@@ -81,7 +107,7 @@ def _counts(results: list[dict[str, Any]]) -> dict[str, str]:
     def n(status: str) -> str:
         return str(sum(1 for r in results if r.get("status") == status))
 
-    total_ms = sum(r.get("duration_ms") or 0 for r in results if isinstance(r.get("duration_ms"), (int, float)))
+    total_ms = sum(r["duration_ms"] for r in results if isinstance(r.get("duration_ms"), (int, float)))
     return {"tests": str(len(results)), "failures": n("fail"), "errors": n("error"), "skipped": n("skip"),
             "time": _secs(total_ms)}
 
@@ -89,6 +115,7 @@ def _counts(results: list[dict[str, Any]]) -> dict[str, str]:
 def render(run: dict[str, Any], lang: str = "en") -> str:
     """The run as a JUnit XML document (text, with an XML declaration)."""
     lang = norm_lang(lang)
+    run = clean(run)
     results: list[dict[str, Any]] = list(run.get("results") or [])
     by_host: dict[str, list[dict[str, Any]]] = {h: [] for h in host_names(run)}
     for r in results:
@@ -112,9 +139,12 @@ def render(run: dict[str, Any], lang: str = "en") -> str:
         address = entry.get("address") if isinstance(entry, dict) else None
         attrs["hostname"] = _x(address or host)
         suite = ET.SubElement(root, "testsuite", attrs)
-        props = ET.SubElement(suite, "properties")
-        ET.SubElement(props, "property", {"name": "address", "value": _x(address or "")})
-        ET.SubElement(props, "property", {"name": "host", "value": _x(host_line(host_facts(run, host), lang))})
+        line = host_line(host_facts(run, host), lang)
+        props = [(k, v) for k, v in (("address", address), ("host", line)) if v]
+        if props:
+            el_props = ET.SubElement(suite, "properties")
+            for k, v in props:
+                ET.SubElement(el_props, "property", {"name": k, "value": _x(v)})
 
         for r in rs:
             check = str(r.get("check") or "?")
@@ -127,7 +157,8 @@ def render(run: dict[str, Any], lang: str = "en") -> str:
             status = r.get("status")
             message = _x(_one_line(pick(r.get("message"), lang)))
             if status == "fail":
-                el = ET.SubElement(case, "failure", {"message": message, "type": _x(r.get("severity") or "fail")})
+                kind = _x(r.get("severity") or "fail")
+                el = ET.SubElement(case, "failure", {"message": message, "type": kind})
                 el.text = _body(r, lang)
             elif status == "error":
                 el = ET.SubElement(case, "error", {"message": message, "type": "error"})
