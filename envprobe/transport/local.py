@@ -51,7 +51,7 @@ class LocalTransport(Transport):
         except OSError as exc:
             raise TransportError(f"cannot start {argv!r}: {exc}") from exc
         try:
-            out, err = proc.communicate(stdin, timeout=timeout)
+            out, err = proc.communicate(stdin.encode() if stdin is not None else None, timeout=timeout)
         except subprocess.TimeoutExpired:
             _kill_tree(proc)
             out, err = proc.communicate()
