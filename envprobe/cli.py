@@ -6,6 +6,7 @@ tests call :func:`main` with their own environment and read the exit code and th
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -180,9 +181,11 @@ def _load_plan(env: Environment, checklist: str, var: Sequence[str]) -> Any:
 @click.option("--json", "json_out", metavar="FILE", help="Write the results as JSON (schema 1).")
 @click.option("--junit", "junit_out", metavar="FILE", help="Write JUnit XML.")
 @click.option("--html", "html_out", metavar="FILE", help="Write a self-contained HTML report.")
-@click.option("--lang", type=click.Choice(["zh-CN", "en"]), help="Report language (default: checklist's lang, else zh-CN).")
+@click.option("--lang", type=click.Choice(["zh-CN", "en"]),
+              help="Report language (default: checklist's lang, else zh-CN).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only what did not pass, and the verdict.")
-@click.option("--debug-log", metavar="FILE", help="Where to write tracebacks (default ~/.cache/envprobe/last-scan.log).")
+@click.option("--debug-log", metavar="FILE",
+              help="Where to write tracebacks (default ~/.cache/envprobe/last-scan.log).")
 @click.option("--shell-path", is_flag=True, hidden=True, help="Collect local facts the way remote hosts are read.")
 @click.pass_context
 def scan(ctx: click.Context, checklist: str, var: Sequence[str], forks: int, json_out: str | None,
@@ -407,8 +410,10 @@ def run_cli(argv: Sequence[str] | None = None, env: Environment | None = None) -
 
     env = env or Environment()
     try:
-        rv = cli.main(args=list(argv) if argv is not None else None, prog_name="envprobe", obj=env,
-                      standalone_mode=False)
+        # click prints --help and --version to sys.stdout: point it at the environment's stream
+        with contextlib.redirect_stdout(env.stdout):
+            rv = cli.main(args=list(argv) if argv is not None else None, prog_name="envprobe", obj=env,
+                          standalone_mode=False)
     except click.exceptions.Abort:
         _err(env, "interrupted")
         return EXIT_INTERRUPTED
@@ -435,7 +440,8 @@ def run_cli(argv: Sequence[str] | None = None, env: Environment | None = None) -
 
         logging.getLogger("envprobe.cli").debug("internal error:\n%s", traceback.format_exc())
         _err(env, f"envprobe: internal error: {type(exc).__name__}: {exc}")
-        _err(env, "This is a bug in envprobe; please report it with the command you ran. 这是 envprobe 的缺陷，请反馈。")
+        _err(env, "This is a bug in envprobe; please report it with the command you ran.")
+        _err(env, "这是 envprobe 的缺陷，请连同所运行的命令一起反馈。")
         return EXIT_UNKNOWN
     if isinstance(rv, int):
         return rv
@@ -444,8 +450,6 @@ def run_cli(argv: Sequence[str] | None = None, env: Environment | None = None) -
 
 def main() -> None:
     code = run_cli(sys.argv[1:])
-    try:
+    with contextlib.suppress(BrokenPipeError):
         sys.stdout.flush()
-    except BrokenPipeError:
-        pass
     sys.exit(code)

@@ -55,7 +55,7 @@ def unit_for_field(field: str) -> str | None:
 
 
 _NUM_UNIT = re.compile(r"^\s*([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*([A-Za-z%]+)?\s*$")
-_VERSION = re.compile(r"^\s*v?(\d+(?:\.\d+)+|\d+)(?=$|[-_+~ a-zA-Z(])")
+_VERSION = re.compile(r"^\s*[vV]?(\d+(?:\.\d+)+|\d+)(?=$|[-_+~ a-zA-Z(])")
 
 
 def _to_number(text: str, unit: str | None, where: str) -> float | None:
@@ -155,17 +155,18 @@ class Compare(Expectation):
             if self.number is None:
                 if self.op in ("==", "!="):
                     return Outcome(_OPS[self.op](str(observed), self.raw))
-                return Outcome(False, t(f"expected value {self.raw!r} is not a number", f"期望值 {self.raw!r} 不是数字"))
+                return Outcome(False, t(f"expected value {self.raw!r} is not a number",
+                                        f"期望值 {self.raw!r} 不是数字"))
             return Outcome(_OPS[self.op](float(observed), self.number))
         if isinstance(observed, str):
             ov = parse_version(observed)
             if self.version is not None and ov is not None:
-                want = self.version
+                wv = self.version
                 if self.op in ("==", "!="):
-                    head = ov[: len(want)] + (0,) * max(0, len(want) - len(ov))
-                    return Outcome(_OPS[self.op](head, want))
-                width = max(len(ov), len(want))
-                return Outcome(_OPS[self.op](ov + (0,) * (width - len(ov)), want + (0,) * (width - len(want))))
+                    head = ov[: len(wv)] + (0,) * max(0, len(wv) - len(ov))
+                    return Outcome(_OPS[self.op](head, wv))
+                width = max(len(ov), len(wv))
+                return Outcome(_OPS[self.op](ov + (0,) * (width - len(ov)), wv + (0,) * (width - len(wv))))
             if self.op in ("==", "!="):
                 return Outcome(_OPS[self.op](observed, self.raw))
             num = _maybe_float(observed)
@@ -210,7 +211,7 @@ class Equals(Expectation):
 
 
 def _looks_dotted(s: str) -> bool:
-    return bool(re.fullmatch(r"\s*v?\d+(\.\d+)+\s*", s))
+    return bool(re.fullmatch(r"\s*[vV]?\d+(\.\d+)+\s*", s))
 
 
 @dataclass
@@ -283,7 +284,7 @@ def parse(spec: Any, unit: str | None = None, where: str = "expectation") -> Exp
             "'~ REGEX', 'in [a, b]', 'contains X', a list of those, or a plain value"
         )
     if spec is None or isinstance(spec, (bool, int, float)):
-        number = float(spec) if _is_number(spec) else None
+        number = float(spec) if isinstance(spec, (int, float)) and not isinstance(spec, bool) else None
         return Equals(value=spec, number=number, text=_fmt(spec))
     if not isinstance(spec, str):
         raise ExpectSyntaxError(f"{where}: unsupported value of type {type(spec).__name__}")

@@ -115,7 +115,7 @@ class YamlDoc:
                                 f"duplicate key (first defined on line {seen[key]}); keep one")
                     )
                 seen.setdefault(key, kline)
-                self.key_positions[(*path, key)] = (kline, knode.start_mark.column + 1)
+                self.key_positions[path + (key,)] = (kline, knode.start_mark.column + 1)
                 self._walk(vnode, (*path, key), loader)
         elif isinstance(node, yaml.SequenceNode):
             for i, item in enumerate(node.value):
@@ -286,7 +286,9 @@ def _text(v: str | TextSpec | None, fallback: str) -> Text:
     return {"zh-CN": zh, "en": en}
 
 
-def _pydantic_problems(doc: YamlDoc, exc: ValidationError, base: Path_, allowed: dict[Path_, list[str]]) -> list[Problem]:
+def _pydantic_problems(
+    doc: YamlDoc, exc: ValidationError, base: Path_, allowed: dict[Path_, list[str]]
+) -> list[Problem]:
     """Turn pydantic errors into file:line problems. Input values are never quoted (they may be secrets)."""
     problems: list[Problem] = []
     for err in exc.errors(include_input=False, include_url=False):
@@ -337,7 +339,8 @@ def load_text(
     if not isinstance(data, dict):
         raise ConfigError([doc.problem((), "a checklist is a mapping with 'version: 1' and a list of 'checks'")])
     if "version" in data and data["version"] != 1:
-        raise ConfigError([doc.problem(("version",), f"unsupported version {data['version']!r}; this envprobe reads version 1")])
+        raise ConfigError([doc.problem(("version",),
+                                       f"unsupported version {data['version']!r}; this envprobe reads version 1")])
     if "checks" in data and not isinstance(data["checks"], list):
         raise ConfigError([doc.problem(("checks",), "must be a list of checks (each starting with '- id: ...')")])
     problems: list[Problem] = []
@@ -384,7 +387,8 @@ def load_text(
         cpath: Path_ = ("checks", i)
         line = doc.where(cpath)[0]
         if c.id in seen_ids:
-            problems.append(doc.problem((*cpath, "id"), f"duplicate check id {c.id!r} (first used on line {seen_ids[c.id]})"))
+            problems.append(doc.problem((*cpath, "id"),
+                                        f"duplicate check id {c.id!r} (first used on line {seen_ids[c.id]})"))
             continue
         seen_ids[c.id] = line or 0
         try:
@@ -586,6 +590,6 @@ def load_file(
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
-        raise ConfigError([Problem(str(path), line, None, "",
-                                   "not UTF-8 text; save the file as UTF-8 (GBK-encoded files must be converted)")]) from None
+        msg = "not UTF-8 text; save the file as UTF-8 (GBK-encoded files must be converted)"
+        raise ConfigError([Problem(str(path), line, None, "", msg)]) from None
     return load_text(text, str(path), registry, cli_vars, environ, base_dir=p.resolve().parent)

@@ -12,7 +12,7 @@ import queue
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +20,7 @@ from pydantic import BaseModel
 
 from envprobe import __version__
 from envprobe import expect as expectmod
-from envprobe.loader import PlannedCheck, Plan
+from envprobe.loader import Plan, PlannedCheck
 from envprobe.model import Result, Run, Severity, Status, Text, iso, join_text, t, utcnow
 from envprobe.probes.base import ProbeContext, ProbeError
 from envprobe.transport.base import Source, Transport, TransportError
@@ -42,7 +42,9 @@ class Unit:
         return (self.check.id, self.host)
 
 
-def evaluate(check: PlannedCheck, facts: BaseModel, note: Text | None = None) -> tuple[Status, Text, list[dict[str, Any]]]:
+def evaluate(
+    check: PlannedCheck, facts: BaseModel, note: Text | None = None
+) -> tuple[Status, Text, list[dict[str, Any]]]:
     """Judge observed facts against the check's expectations: status, message, per-field details."""
     observed = facts.model_dump(mode="json")
     details: list[dict[str, Any]] = []
@@ -95,7 +97,7 @@ class Runner:
     def __init__(
         self,
         plan: Plan,
-        transports: dict[str, Transport],
+        transports: Mapping[str, Transport],
         forks: int = 10,
         on_result: Callable[[Result], None] | None = None,
         prefer_native: bool = True,
@@ -143,9 +145,10 @@ class Runner:
                 return Status.ERROR, t(f"could not reach the host: {exc}", f"无法访问主机：{exc}"), {}, []
             log.error("probe %s crashed on %s:\n%s", check.probe_name, unit.host, self.plan.masker.text(box["tb"]))
             where = f" (traceback in {self.debug_log})" if self.debug_log else ""
+            where_zh = f"（详情见 {self.debug_log}）" if self.debug_log else ""
             return Status.ERROR, t(
                 f"probe {check.probe_name} crashed: {type(exc).__name__}: {exc}{where}",
-                f"探针 {check.probe_name} 运行出错：{type(exc).__name__}: {exc}{where.replace('traceback in', '详情见')}",
+                f"探针 {check.probe_name} 运行出错：{type(exc).__name__}: {exc}{where_zh}",
             ), {}, []
         facts = box["facts"]
         if not isinstance(facts, BaseModel):
