@@ -13,7 +13,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel
@@ -30,6 +30,15 @@ log = logging.getLogger("envprobe")
 #: Statuses of a needed check that let its dependents run. A warning is a finding, not a broken prerequisite.
 _NEEDS_OK = {Status.PASS, Status.WARN}
 _GRACE = 1.0
+
+
+@dataclass
+class _Attempt:
+    status: Status
+    message: Text
+    observed: dict[str, Any] = field(default_factory=dict)
+    details: list[dict[str, Any]] = field(default_factory=list)
+    hint: Text | None = None
 
 
 @dataclass(frozen=True)
@@ -114,7 +123,7 @@ class Runner:
         self._events: queue.Queue[tuple[Unit, Result]] = queue.Queue()
 
     # -- one unit --------------------------------------------------------------------------------------
-    def _attempt(self, unit: Unit, transport: Transport) -> tuple[Status, Text, dict[str, Any], list[dict[str, Any]]]:
+    def _attempt(self, unit: Unit, transport: Transport) -> _Attempt:
         check = unit.check
         probe = check.probe()
         box: dict[str, Any] = {}
@@ -133,28 +142,28 @@ class Runner:
         # a little grace so a probe that enforces its own deadline can report it in its own words
         th.join(check.timeout + _GRACE)
         if th.is_alive():
-            return Status.ERROR, t(
+            return _Attempt(Status.ERROR, t(
                 f"no answer within {check.timeout:g} s: the probe was abandoned (raise 'timeout:' if the host is slow)",
                 f"{check.timeout:g} 秒内无结果，已放弃该探针（主机较慢时可调大 'timeout:'）",
-            ), {}, []
+            ))
         if "exc" in box:
             exc = box["exc"]
             if isinstance(exc, ProbeError):
-                return Status.ERROR, exc.message, {}, []
+                return _Attempt(Status.ERROR, exc.message, hint=exc.hint)
             if isinstance(exc, TransportError):
-                return Status.ERROR, t(f"could not reach the host: {exc}", f"无法访问主机：{exc}"), {}, []
+                return _Attempt(Status.ERROR, t(f"could not reach the host: {exc}", f"无法访问主机：{exc}"))
             log.error("probe %s crashed on %s:\n%s", check.probe_name, unit.host, self.plan.masker.text(box["tb"]))
             where = f" (traceback in {self.debug_log})" if self.debug_log else ""
             where_zh = f"（详情见 {self.debug_log}）" if self.debug_log else ""
-            return Status.ERROR, t(
+            return _Attempt(Status.ERROR, t(
                 f"probe {check.probe_name} crashed: {type(exc).__name__}: {exc}{where}",
                 f"探针 {check.probe_name} 运行出错：{type(exc).__name__}: {exc}{where_zh}",
-            ), {}, []
+            ))
         facts = box["facts"]
         if not isinstance(facts, BaseModel):
             facts = check.probe.Facts.model_validate(facts)
         status, message, details = evaluate(check, facts, box.get("note"))
-        return status, message, facts.model_dump(mode="json"), details
+        return _Attempt(status, message, facts.model_dump(mode="json"), details)
 
     def _run_unit(self, unit: Unit) -> None:
         check = unit.check
@@ -164,13 +173,14 @@ class Runner:
         attempts = 0
         while True:
             attempts += 1
-            status, message, observed, details = self._attempt(unit, transport)
-            if status is Status.PASS or attempts > check.retries:
+            outcome = self._attempt(unit, transport)
+            if outcome.status is Status.PASS or attempts > check.retries:
                 break
             log.info("check %s on %s: attempt %d gave %s; retrying in %.1fs", check.id, unit.host, attempts,
-                     status.value, check.retry_delay)
+                     outcome.status.value, check.retry_delay)
             time.sleep(check.retry_delay)
             transport.forget()
+        status, message = outcome.status, outcome.message
         if attempts > 1:
             message = join_text(message, t(f"(after {attempts} attempts)", f"（共尝试 {attempts} 次）"))
         result = Result(
@@ -183,12 +193,12 @@ class Runner:
             status=status,
             message=message,
             expected={fe.field: fe.expectation.display() for fe in check.expectations},
-            observed=observed,
+            observed=outcome.observed,
             started_at=iso(started),
             duration_ms=int((time.perf_counter() - t0) * 1000),
-            hint=advice_for(check, details) if status in (Status.FAIL, Status.WARN, Status.ERROR) else None,
+            hint=None if status is Status.PASS else (outcome.hint or advice_for(check, outcome.details)),
             attempts=attempts,
-            details=details,
+            details=outcome.details,
         )
         self._events.put((unit, self._mask(result)))
 

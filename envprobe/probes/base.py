@@ -33,9 +33,11 @@ class Facts(BaseModel):
 class ProbeError(Exception):
     """A clean, explained failure to observe (becomes an ``error`` result with this bilingual message)."""
 
-    def __init__(self, message: Text):
+    def __init__(self, message: Text, hint: Text | None = None):
         super().__init__(message.get("en", ""))
         self.message = message
+        #: What to check next, shown as the result's advice.
+        self.hint = hint
 
 
 class ProbeContext:

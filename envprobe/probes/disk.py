@@ -127,7 +127,12 @@ DF_ALL = Source.command("if command -v timeout >/dev/null 2>&1; then timeout 10 
 
 
 def _missing(path: str) -> ProbeError:
-    return ProbeError(t(f"the path {path} does not exist on this host", f"该主机上不存在路径 {path}"))
+    return ProbeError(
+        t(f"the path {path} does not exist on this host", f"该主机上不存在路径 {path}"),
+        hint=t("check the path in the checklist; if the disk or mount is still to be prepared by the client, "
+               "ask for it before the visit",
+               "核对检查清单中的路径；如该磁盘或挂载点尚需客户准备，请在驻场前确认到位"),
+    )
 
 
 def _denied(path: str, detail: str) -> ProbeError:
