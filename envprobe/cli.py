@@ -346,8 +346,9 @@ def report(ctx: click.Context, result: str, html_out: str | None, junit_out: str
 def schema(ctx: click.Context) -> int:
     """Print the checklist JSON Schema (for editor completion and validation)."""
     from envprobe.loader import json_schema
+    from envprobe.registry import Registry
 
-    _env(ctx).stdout.write(json.dumps(json_schema(), indent=2, ensure_ascii=False) + "\n")
+    _env(ctx).stdout.write(json.dumps(json_schema(Registry()), indent=2, ensure_ascii=False) + "\n")
     return EXIT_OK
 
 

@@ -227,11 +227,42 @@ class ChecklistSpec(BaseModel):
     checks: list[CheckSpec]
 
 
-def json_schema() -> dict[str, Any]:
-    """The checklist's JSON Schema (for editors: yaml-language-server, VS Code ...)."""
+def json_schema(registry: Registry | None = None) -> dict[str, Any]:
+    """The checklist's JSON Schema (for editors: yaml-language-server, VS Code ...).
+
+    With a registry, each probe name is listed and a check's ``with`` and ``expect`` are described per probe
+    (its parameters, and its observed fields as the allowed ``expect`` keys).
+    """
     schema = ChecklistSpec.model_json_schema(by_alias=True)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "envprobe checklist"
+    if registry is None:
+        return schema
+    check = schema["$defs"]["CheckSpec"]
+    names: list[str] = []
+    rules: list[dict[str, Any]] = []
+    for name in registry.names():
+        try:
+            cls = registry.get(name)
+        except RegistryError:
+            continue
+        names.append(name)
+        params = cls.Params.model_json_schema()
+        params.pop("title", None)
+        # a value may be a template or a secret reference, rendered before validation
+        templated = {"type": "string", "pattern": r"\{\{|\$\{env:"}
+        params["properties"] = {k: {"anyOf": [v, templated]} for k, v in params.get("properties", {}).items()}
+        for sub in params.pop("$defs", {}).values():  # keep nested definitions resolvable
+            schema["$defs"].setdefault(sub.get("title", name), sub)
+        rules.append({
+            "if": {"properties": {"probe": {"const": name}}, "required": ["probe"]},
+            "then": {"properties": {
+                "with": params,
+                "expect": {"type": "object", "propertyNames": {"enum": list(cls.fields())}},
+            }},
+        })
+    check["properties"]["probe"] = {"type": "string", "enum": names, "description": "the probe to run"}
+    check["allOf"] = rules
     return schema
 
 

@@ -214,6 +214,22 @@ def test_schema_is_json_schema_of_the_checklist():
     schema = json.loads(res.out)
     assert res.code == 0 and schema["title"] == "envprobe checklist"
     assert "checks" in schema["properties"] and "CheckSpec" in json.dumps(schema)
+    check = schema["$defs"]["CheckSpec"]
+    assert "memory" in check["properties"]["probe"]["enum"]
+    mem_rule = next(r for r in check["allOf"] if r["if"]["properties"]["probe"]["const"] == "memory")
+    assert "total_gb" in mem_rule["then"]["properties"]["expect"]["propertyNames"]["enum"]
+    disk_rule = next(r for r in check["allOf"] if r["if"]["properties"]["probe"]["const"] == "disk")
+    assert "path" in disk_rule["then"]["properties"]["with"]["properties"]
+    # an editor using the schema accepts the quickstart and flags a misspelt observed field
+    import jsonschema
+
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    doc = yaml.safe_load((ROOT / "examples" / "quickstart.yaml").read_text(encoding="utf-8"))
+    assert list(validator.iter_errors(doc)) == []
+    doc["checks"][2]["expect"]["totl_gb"] = 1
+    assert [e.message for e in validator.iter_errors(doc)] == [
+        "'totl_gb' is not one of ['total_gb', 'available_gb', 'used_percent', 'swap_total_gb', 'swap_free_gb']"]
 
 
 def test_init_writes_a_valid_starter(tmp_path):
