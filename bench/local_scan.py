@@ -1,26 +1,30 @@
 """Local-scan benchmark: envprobe against pytest-testinfra on the same 30 checks of this machine.
 
-    .venv/bin/python bench/local_scan.py [--runs 7]
+    .venv/bin/python bench/local_scan.py [--runs 7] [--as-is] [--save FILE]
 
 What it does:
 
 1. Starts the fixtures the checks look at: a TCP listener on 127.0.0.1 (a free port, in this process), a
    second port nobody listens on, a ``sleep`` process whose argv[0] is a unique marker, and a file with a
    known SHA-256 in a temp dir. Everything it started is stopped by PID (and the temp dir removed) at the
-   end, also on an error or Ctrl-C.
-2. Runs both tools once, untimed (warm-up: page cache, .pyc files), then N timed rounds. Each round runs
-   both tools as whole processes, one after the other; the order flips every round (AB, BA, AB …).
+   end, also on an error, Ctrl-C or SIGTERM.
+2. Runs both tools once, untimed (warm-up: page cache, bytecode cache), then N timed rounds. Each round runs
+   both tools as whole processes, one after the other; the order flips every round (AB, BA, AB ...).
    Every run is checked: envprobe must exit 0 with 30 results that passed (read from its --json file),
    pytest must exit 0 and say "30 passed". Anything else stops the benchmark with the tool's output.
 3. Measures per run the wall time and the CPU time (user + system) of the tool and everything it waited
    for (``getrusage(RUSAGE_CHILDREN)`` deltas), and prints the medians, the ratios envprobe / testinfra and
    whether the target (envprobe at most 0.5x testinfra's wall time) is met.
 
+Environment (see child_env): by default both tools run with their bytecode cached, as on any machine where
+they are installed, and pytest runs without the hypothesis plugin that this venv carries for envprobe's own
+tests. ``--as-is`` runs the exact command lines in the caller's environment instead.
+
 Also counted, for the record:
 
-* ``cmds``: child processes each tool starts itself (subprocess / fork / posix_spawn), counted with a Python
-  audit hook in one extra, untimed run per tool. Grandchildren (e.g. the commands a ``sh -c`` runs) are
-  not in it.
+* ``procs`` / ``threads``: child processes (subprocess / fork / posix_spawn, via a Python audit hook) and
+  threads (threading.Thread.start) each tool starts itself, in one extra untimed run per tool. Grandchildren
+  (e.g. the commands a ``sh -c`` runs) are not in ``procs``.
 * ``pids``: PIDs the kernel handed out during each timed run (``/proc/sys/kernel/ns_last_pid`` delta):
   processes *and* threads, machine-wide, so background activity adds to it. A rough figure.
 
@@ -58,18 +62,24 @@ N_CHECKS = 30
 TARGET = 0.5
 RUN_TIMEOUT = 300.0
 
-#: Runs a tool's entry module with an audit hook counting the processes it starts; writes the count to
-#: the file named by BENCH_SPAWN_COUNT_FILE at exit. argv: module name, then the tool's arguments.
+#: Runs a tool's entry module with an audit hook counting the processes it starts, and a wrapper counting the
+#: threads it starts (Python 3.11 has no audit event for threads); writes "processes threads" to the file
+#: named by BENCH_SPAWN_COUNT_FILE at exit. argv: module name, then the tool's arguments.
 _COUNT_SPAWNS = r"""
-import atexit, os, runpy, sys
-_n = [0]
+import atexit, os, runpy, sys, threading
+_n = {"proc": 0, "thread": 0}
 _events = {"subprocess.Popen", "os.fork", "os.forkpty", "os.posix_spawn", "os.spawn", "os.system", "os.exec"}
 def _hook(event, args):
     if event in _events:
-        _n[0] += 1
+        _n["proc"] += 1
+_start = threading.Thread.start
+def _counting_start(self, *a, **k):
+    _n["thread"] += 1
+    return _start(self, *a, **k)
+threading.Thread.start = _counting_start
 def _write():
     with open(os.environ["BENCH_SPAWN_COUNT_FILE"], "w") as fh:
-        fh.write(str(_n[0]))
+        fh.write(f"{_n['proc']} {_n['thread']}")
 atexit.register(_write)
 sys.addaudithook(_hook)
 module = sys.argv[1]
@@ -190,10 +200,27 @@ class Tool:
     walls: list[float] = field(default_factory=list)
     cpus: list[float] = field(default_factory=list)
     pids: list[int] = field(default_factory=list)
-    spawns: int | None = None
+    procs: int | None = None
+    threads: int | None = None
 
 
-def envprobe_tool(fx: Fixtures) -> Tool:
+def child_env(fx: Fixtures, as_is: bool) -> dict[str, str]:
+    """The environment both tools run in.
+
+    By default, bytecode is cached the way it is on any machine where the tools are installed: a
+    PYTHONDONTWRITEBYTECODE inherited from the caller is dropped and .pyc files go to a cache in the
+    benchmark's temp dir (PYTHONPYCACHEPREFIX, filled by the warm-up run), so neither the source tree nor
+    bench/ gets __pycache__ directories. Without that, every run recompiles envprobe's (editable) modules
+    and pytest re-rewrites the asserts of every plugin module, which is start-up cost no installed tool pays.
+    """
+    env = dict(os.environ)
+    if not as_is:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(fx.work_dir / "pycache")
+    return env
+
+
+def envprobe_tool(fx: Fixtures, as_is: bool) -> Tool:
     result_json = fx.work_dir / "envprobe-result.json"
     argv = [str(VENV_BIN / "envprobe"), "scan", CHECKLIST]
     for name, value in fx.values().items():
@@ -213,14 +240,18 @@ def envprobe_tool(fx: Fixtures) -> Tool:
             raise BenchError(f"envprobe: {len(results)} results, expected {N_CHECKS} passed; not passed: {bad}")
         result_json.unlink()
 
-    return Tool("envprobe", argv, dict(os.environ), check)
+    return Tool("envprobe", argv, child_env(fx, as_is), check)
 
 
-def testinfra_tool(fx: Fixtures) -> Tool:
+def testinfra_tool(fx: Fixtures, as_is: bool) -> Tool:
     # -c /dev/null and --rootdir bench: the project's [tool.pytest.ini_options] (testpaths, addopts) stay out.
     argv = [str(VENV_BIN / "python"), "-m", "pytest", SUITE, "--hosts=local://", "-p", "no:cacheprovider", "-q",
             "-c", "/dev/null", "--rootdir", "bench"]
-    env = dict(os.environ)
+    if not as_is:
+        # hypothesis is in this venv for envprobe's own tests, not for testinfra; its pytest plugin would add
+        # its import time to every testinfra run. A testinfra user's venv does not have it.
+        argv += ["-p", "no:hypothesispytest"]
+    env = child_env(fx, as_is)
     env.update({f"BENCH_{k.upper()}": v for k, v in fx.values().items()})
 
     def check(proc: subprocess.CompletedProcess[str]) -> None:
@@ -264,8 +295,8 @@ def run_once(tool: Tool, fx: Fixtures, record: bool) -> None:
             tool.pids.append(pid1 - pid0)
 
 
-def count_spawns(tool: Tool, fx: Fixtures) -> int:
-    """One untimed run of the tool's entry module under an audit hook; returns the processes it started."""
+def count_spawns(tool: Tool, fx: Fixtures) -> None:
+    """One untimed run of the tool's entry module under the counting hooks; sets tool.procs and tool.threads."""
     count_file = fx.work_dir / f"spawns-{tool.name}.txt"
     module = "envprobe" if tool.name == "envprobe" else "pytest"
     args: Sequence[str] = tool.argv[1:] if tool.name == "envprobe" else tool.argv[3:]
@@ -278,41 +309,58 @@ def count_spawns(tool: Tool, fx: Fixtures) -> int:
         tool.check(proc)
     except BenchError as exc:
         raise BenchError(f"(counting run) {exc}\n--- stdout:\n{proc.stdout}\n--- stderr:\n{proc.stderr}") from None
-    return int(count_file.read_text())
+    procs, threads = count_file.read_text().split()
+    tool.procs, tool.threads = int(procs), int(threads)
 
 
 def _med(xs: Sequence[float]) -> float:
     return statistics.median(xs)
 
 
-def report(tools: Sequence[Tool], runs: int) -> bool:
+def _opt(n: int | None) -> str:
+    return "n/a" if n is None else str(n)
+
+
+def report(tools: Sequence[Tool], runs: int) -> dict[str, object]:
     ep, ti = tools
     print()
-    print(f"{'run':>4}  " + "  ".join(f"{t.name + ' wall/cpu s':>22}" for t in tools))
+    print(f"{'run':>4}  " + "  ".join(f"{t.name + ' wall / cpu s':>23}" for t in tools))
     for i in range(runs):
-        print(f"{i + 1:>4}  " + "  ".join(f"{t.walls[i]:>10.3f} /{t.cpus[i]:>10.3f}" for t in tools))
+        print(f"{i + 1:>4}  " + "  ".join(f"{t.walls[i]:>11.3f} / {t.cpus[i]:>9.3f}" for t in tools))
     print()
-    print(f"{'tool':<10} {'median wall s':>14} {'median cpu s':>13} {'min wall s':>11} {'cmds':>5} "
+    print(f"{'tool':<10} {'median wall s':>14} {'median cpu s':>13} {'min wall s':>11} {'procs':>6} {'threads':>8} "
           f"{'pids (median)':>14}")
     for t in tools:
         pids = f"{_med(t.pids):.0f}" if t.pids else "n/a"
-        spawns = str(t.spawns) if t.spawns is not None else "n/a"
-        print(f"{t.name:<10} {_med(t.walls):>14.3f} {_med(t.cpus):>13.3f} {min(t.walls):>11.3f} {spawns:>5} "
-              f"{pids:>14}")
+        print(f"{t.name:<10} {_med(t.walls):>14.3f} {_med(t.cpus):>13.3f} {min(t.walls):>11.3f} {_opt(t.procs):>6} "
+              f"{_opt(t.threads):>8} {pids:>14}")
     wall_ratio = _med(ep.walls) / _med(ti.walls)
     cpu_ratio = _med(ep.cpus) / _med(ti.cpus)
     met = wall_ratio <= TARGET
     print()
     print(f"ratio envprobe/testinfra: wall {wall_ratio:.2f}x, cpu {cpu_ratio:.2f}x (medians of {runs} runs each)")
     print(f"target: envprobe wall <= {TARGET}x testinfra: {'MET' if met else 'NOT MET'}"
-          f" (cpu {'also within' if cpu_ratio <= TARGET else 'not within'} {TARGET}x)")
-    return met
+          f" (cpu ratio {'also within' if cpu_ratio <= TARGET else 'not within'} {TARGET}x)")
+    return {
+        "runs": runs,
+        "tools": {t.name: {"argv": t.argv, "wall_s": t.walls, "cpu_s": t.cpus, "pids": t.pids,
+                           "median_wall_s": _med(t.walls), "median_cpu_s": _med(t.cpus),
+                           "procs": t.procs, "threads": t.threads} for t in tools},
+        "ratio_wall": wall_ratio,
+        "ratio_cpu": cpu_ratio,
+        "target": TARGET,
+        "target_met": met,
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=7, help="timed runs per tool (default 7)")
-    ap.add_argument("--no-count", action="store_true", help="skip the extra runs that count started processes")
+    ap.add_argument("--as-is", action="store_true",
+                    help="run both tools in the caller's environment as it is (keeps PYTHONDONTWRITEBYTECODE, "
+                         "uses no bytecode cache of its own) and leave pytest's hypothesis plugin loaded")
+    ap.add_argument("--no-count", action="store_true", help="skip the extra runs that count processes and threads")
+    ap.add_argument("--save", metavar="FILE", help="also write the figures as JSON to FILE")
     args = ap.parse_args(argv)
     if args.runs < 1:
         ap.error("--runs must be at least 1")
@@ -324,31 +372,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     stack: list[Fixtures] = []
     try:
         fx = start_fixtures(stack)
-        tools = [envprobe_tool(fx), testinfra_tool(fx)]
+        tools = [envprobe_tool(fx, args.as_is), testinfra_tool(fx, args.as_is)]
         u = os.uname()
-        print(f"local-scan benchmark: {N_CHECKS} checks, {args.runs} timed runs per tool, alternating")
-        print(f"machine: {os.cpu_count()} CPUs, {_cpu_model()}, kernel {u.release}, Python {sys.version.split()[0]}")
-        print(f"fixtures: listener 127.0.0.1:{fx.listen_port}, free port {fx.free_port}, "
-              f"marker pid {fx.marker_proc.pid} ({fx.marker}), file {fx.hash_file}")
+        say(f"local-scan benchmark: {N_CHECKS} checks, {args.runs} timed runs per tool, alternating")
+        say(f"machine: {os.cpu_count()} CPUs, {_cpu_model()}, kernel {u.release}, Python {sys.version.split()[0]}")
+        say("environment: " + ("as is (" + ", ".join(f"{k}={os.environ[k]}" for k in
+                                                      ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")
+                                                      if k in os.environ) + ")"
+                               if args.as_is else "bytecode cached in the temp dir; pytest hypothesis plugin off"))
+        say(f"fixtures: listener 127.0.0.1:{fx.listen_port}, free port {fx.free_port}, "
+            f"marker pid {fx.marker_proc.pid} ({fx.marker}), file {fx.hash_file}")
         for tool in tools:
-            print(f"{tool.name}: {' '.join(_short_arg(a) for a in tool.argv)}")
-        for tool in tools:  # warm-up, untimed
+            say(f"{tool.name}: {' '.join(_short_arg(a) for a in tool.argv)}")
+        for tool in tools:  # warm-up, untimed: page cache and bytecode cache
             run_once(tool, fx, record=False)
         if not args.no_count:
             for tool in tools:
-                tool.spawns = count_spawns(tool, fx)
+                count_spawns(tool, fx)
         for i in range(args.runs):
             for tool in tools if i % 2 == 0 else reversed(tools):
                 run_once(tool, fx, record=True)
-            print(f"round {i + 1}/{args.runs} done", file=sys.stderr)
-        report(tools, args.runs)
+            say(f"round {i + 1}/{args.runs} done")
+        figures = report(tools, args.runs)
+        if args.save:
+            figures["as_is"] = args.as_is
+            Path(args.save).write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
         return 0
     except BenchError as exc:
-        print(f"local_scan: FAILED: {exc}", file=sys.stderr)
+        print(f"local_scan: FAILED: {exc}", file=sys.stderr, flush=True)
         return 1
     finally:
         for fx in stack:
             stop_fixtures(fx)
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
 
 
 def _short_arg(a: str) -> str:
