@@ -294,6 +294,8 @@ def describe_probe(cls: Any, origin: str = "") -> str:
         lines.append(f"provided by: {origin}")
     lines.append("")
     lines.append("Parameters (with:):")
+    cls.Params._resolve()
+    cls.Facts._resolve()
     params = cls.Params.model_fields
     if not params:
         lines.append("  (none)")
@@ -313,8 +315,9 @@ def describe_probe(cls: Any, origin: str = "") -> str:
 
 
 def _type_name(tp: Any) -> str:
-    s = getattr(tp, "__name__", None) if not hasattr(tp, "__args__") else None
-    return s or str(tp).replace("typing.", "").replace("NoneType", "null")
+    from envprobe.schema import type_name
+
+    return type_name(tp)
 
 
 @cli.command()

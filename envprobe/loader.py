@@ -1,7 +1,7 @@
 """Checklist loading: YAML → validated plan. Every problem names file, line, column and field.
 
-Stages: parse YAML keeping node positions (duplicate keys refused) → validate the document's shape with
-pydantic → render templates (sandboxed jinja2, StrictUndefined) and ``${env:NAME}`` secrets → resolve each
+Stages: parse YAML keeping node positions (duplicate keys refused) → validate the document's shape
+(envprobe.schema) → render templates (sandboxed jinja2, StrictUndefined) and ``${env:NAME}`` secrets → resolve each
 check's probe (did-you-mean), validate its parameters and expectations against the probe's declared fields →
 check ``needs`` (known ids, no cycles).
 """
@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from envprobe import expect as expectmod
 from envprobe.model import Severity, Text
 from envprobe.probes.base import Probe
 from envprobe.registry import Registry, RegistryError, did_you_mean
+from envprobe.schema import Field, Model, ValidationError, field_validator
 from envprobe.secrets import Masker, substitute_env
 
 Path_ = tuple[Any, ...]
@@ -160,14 +160,12 @@ def parse_duration(v: Any) -> float:
     raise ValueError("a duration is a number of seconds or a string like '10s', '500ms', '2m'")
 
 
-class TextSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+class TextSpec(Model):
     zh_CN: str | None = Field(default=None, alias="zh-CN")
     en: str | None = None
 
 
-class RetrySpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class RetrySpec(Model):
     times: int = Field(ge=0, le=100, description="retries after the first attempt")
     delay: float = Field(default=1.0, description="seconds between attempts ('2s', '500ms')")
 
@@ -177,8 +175,7 @@ class RetrySpec(BaseModel):
         return parse_duration(v)
 
 
-class CheckSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+class CheckSpec(Model):
     id: str = Field(description="kebab-case, unique in the checklist")
     title: str | TextSpec | None = None
     description: str | TextSpec | None = None
@@ -217,8 +214,7 @@ class CheckSpec(BaseModel):
         return d
 
 
-class ChecklistSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ChecklistSpec(Model):
     version: Literal[1] = 1
     name: str | TextSpec = ""
     lang: Literal["zh-CN", "en"] | None = None
@@ -281,7 +277,7 @@ class PlannedCheck:
     title: Text
     probe_name: str
     probe: type[Probe]
-    params: BaseModel
+    params: Model
     expectations: list[FieldExpectation]
     severity: Severity
     hosts: list[str]
@@ -317,15 +313,13 @@ def _text(v: str | TextSpec | None, fallback: str) -> Text:
     return {"zh-CN": zh, "en": en}
 
 
-def _pydantic_problems(
+def _schema_problems(
     doc: YamlDoc, exc: ValidationError, base: Path_, allowed: dict[Path_, list[str]]
 ) -> list[Problem]:
-    """Turn pydantic errors into file:line problems. Input values are never quoted (they may be secrets)."""
+    """Turn validation errors into file:line problems. Input values are never quoted (they may be secrets)."""
     problems: list[Problem] = []
     for err in exc.errors(include_input=False, include_url=False):
         loc = tuple(err["loc"])
-        # pydantic appends the union member name ("str", "TextSpec") to the loc; drop it
-        loc = tuple(p for p in loc if p not in ("str", "TextSpec", "list[str]", "float", "int"))
         path = (*base, *loc)
         etype = err["type"]
         if etype == "extra_forbidden":
@@ -352,7 +346,7 @@ def _pydantic_problems(
     return list(unique.values())
 
 
-def _aliases(model: type[BaseModel]) -> list[str]:
+def _aliases(model: type[Model]) -> list[str]:
     return [f.alias or name for name, f in model.model_fields.items()]
 
 
@@ -380,7 +374,7 @@ def load_text(
     try:
         spec = ChecklistSpec.model_validate({**data, "checks": []} if isinstance(raw_checks, list) else data)
     except ValidationError as exc:
-        problems.extend(_pydantic_problems(doc, exc, (), top_allowed))
+        problems.extend(_schema_problems(doc, exc, (), top_allowed))
         spec = ChecklistSpec(checks=[])
     # each check on its own, so one malformed check does not hide the problems of the others
     check_allowed: dict[Path_, list[str]] = {
@@ -395,7 +389,7 @@ def load_text(
         try:
             valid_checks.append((i, CheckSpec.model_validate(raw)))
         except ValidationError as exc:
-            problems.extend(_pydantic_problems(doc, exc, ("checks", i), check_allowed))
+            problems.extend(_schema_problems(doc, exc, ("checks", i), check_allowed))
     if isinstance(raw_checks, list) and not raw_checks:
         problems.append(doc.problem(("checks",), "the checklist has no checks"))
 
@@ -436,7 +430,7 @@ def load_text(
             params = probe_cls.Params.model_validate(raw_params)
         except ValidationError as exc:
             allowed = {(): list(probe_cls.Params.model_fields)}
-            problems.extend(_pydantic_problems(doc, exc, (*cpath, "with"), allowed))
+            problems.extend(_schema_problems(doc, exc, (*cpath, "with"), allowed))
             continue
 
         fields = probe_cls.fields()

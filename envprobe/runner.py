@@ -16,13 +16,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel
-
 from envprobe import __version__
 from envprobe import expect as expectmod
 from envprobe.loader import Plan, PlannedCheck
 from envprobe.model import Result, Run, Severity, Status, Text, iso, join_text, t, utcnow
 from envprobe.probes.base import ProbeContext, ProbeError
+from envprobe.schema import Model
 from envprobe.transport.base import Source, Transport, TransportError
 
 log = logging.getLogger("envprobe")
@@ -52,7 +51,7 @@ class Unit:
 
 
 def evaluate(
-    check: PlannedCheck, facts: BaseModel, note: Text | None = None
+    check: PlannedCheck, facts: Model, note: Text | None = None
 ) -> tuple[Status, Text, list[dict[str, Any]]]:
     """Judge observed facts against the check's expectations: status, message, per-field details."""
     observed = facts.model_dump(mode="json")
@@ -160,7 +159,7 @@ class Runner:
                 f"探针 {check.probe_name} 运行出错：{type(exc).__name__}: {exc}{where_zh}",
             ))
         facts = box["facts"]
-        if not isinstance(facts, BaseModel):
+        if not isinstance(facts, Model):
             facts = check.probe.Facts.model_validate(facts)
         status, message, details = evaluate(check, facts, box.get("note"))
         return _Attempt(status, message, facts.model_dump(mode="json"), details)

@@ -20,7 +20,6 @@ from typing import Any
 
 import psutil
 import pytest
-from pydantic import BaseModel, ValidationError
 
 from envprobe.loader import load_text
 from envprobe.probes.base import Probe, ProbeContext, ProbeError
@@ -29,6 +28,7 @@ from envprobe.probes.process import ProcessParams, ProcessProbe, parse_ps
 from envprobe.probes.service import ServiceParams, ServiceProbe, service_command
 from envprobe.registry import Registry
 from envprobe.runner import Runner
+from envprobe.schema import Model, ValidationError
 from envprobe.transport.base import CommandResult
 from envprobe.transport.local import LocalTransport
 
@@ -40,12 +40,12 @@ def ctx(native: bool) -> ProbeContext:
     return ProbeContext(LocalTransport(), "local", 10, prefer_native=native)
 
 
-def both(probe: Probe, params: BaseModel) -> tuple[Any, Any]:
+def both(probe: Probe, params: Model) -> tuple[Any, Any]:
     """Collect with psutil/stdlib and with the shell path on this machine."""
     return probe.collect(ctx(True), params), probe.collect(ctx(False), params)
 
 
-def parsed(probe: Probe, params: BaseModel, kind: str, name: str, rc: int = 0) -> Any:
+def parsed(probe: Probe, params: Model, kind: str, name: str, rc: int = 0) -> Any:
     text = (FIXTURES / kind / name).read_text(encoding="utf-8")
     (src,) = probe.sources(params)
     return probe.parse(params, {src: CommandResult(rc, text, "", 5.0)})

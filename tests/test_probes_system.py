@@ -41,6 +41,7 @@ from envprobe.probes.system import (
     OsProbe,
     stat_source,
 )
+from envprobe.schema import ValidationError
 from envprobe.transport.base import CommandResult, Source
 from envprobe.transport.local import LocalTransport
 
@@ -91,7 +92,8 @@ def test_entry_points_name_these_classes():
 def test_probe_is_documented(cls):
     assert cls.has_native
     assert cls.summary["en"] and cls.summary["zh-CN"] and cls.summary["en"] != cls.summary["zh-CN"]
-    assert cls.Params.model_config.get("extra") == "forbid"
+    with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
+        cls.Params.model_validate({"no_such_parameter": 1})
     for name, info in cls.Params.model_fields.items():
         assert info.description, f"{cls.name}.with.{name} has no description"
     for name, info in cls.Facts.model_fields.items():

@@ -65,13 +65,12 @@ def test_broken_plugin_is_reported_by_name(tmp_path: Path, monkeypatch: pytest.M
 
 LOCAL_PROBE = '''
 from typing import Any
-from pydantic import BaseModel, ConfigDict, Field
+from envprobe.schema import Field, Model
 from envprobe.model import t
 from envprobe.probes.base import Facts, Probe
 
 
-class Params(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class Params(Model):
     word: str = "hi"
 
 

@@ -1,6 +1,6 @@
 """The probe interface.
 
-A probe *observes*: ``collect()`` returns facts (a pydantic model) and never decides pass or fail; the
+A probe *observes*: ``collect()`` returns facts (an ``envprobe.schema.Model``) and never decides pass or fail; the
 checklist's expectations and severities do. A probe talks to its host only through the transport in its
 context, so the same probe runs locally and, later, over SSH.
 
@@ -14,20 +14,17 @@ from __future__ import annotations
 import time
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
-
 from envprobe.model import Text, t
+from envprobe.schema import Model
 from envprobe.transport.base import CommandResult, Source, Transport
 
 
-class NoParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class NoParams(Model):
+    """A probe that takes no parameters."""
 
 
-class Facts(BaseModel):
+class Facts(Model):
     """Base for observed facts. Field descriptions become the probe's documentation."""
-
-    model_config = ConfigDict(extra="forbid")
 
 
 class ProbeError(Exception):
@@ -67,8 +64,8 @@ class Probe:
     name: ClassVar[str] = ""
     #: One line saying what it observes.
     summary: ClassVar[Text] = t("", "")
-    Params: ClassVar[type[BaseModel]] = NoParams
-    Facts: ClassVar[type[BaseModel]] = Facts
+    Params: ClassVar[type[Model]] = NoParams
+    Facts: ClassVar[type[Model]] = Facts
     #: A YAML checklist entry showing typical use; validated by the test suite.
     example: ClassVar[str] = ""
     #: Advice per observed field (and "*" for any), shown with a failure: what to do next.
@@ -81,23 +78,23 @@ class Probe:
         """Raw data this probe needs from a POSIX host (files, commands). Empty: not a source-based probe."""
         return []
 
-    def parse(self, params: Any, data: dict[Source, CommandResult]) -> BaseModel:
+    def parse(self, params: Any, data: dict[Source, CommandResult]) -> Model:
         """Turn fetched sources into facts. Pure: no I/O."""
         raise ProbeError(t(f"probe {self.name} has no shell path", f"探针 {self.name} 不支持命令方式采集"))
 
     # -- the native path (this machine) -----------------------------------------------------------------
     has_native: ClassVar[bool] = False
 
-    def collect_native(self, ctx: ProbeContext, params: Any) -> BaseModel:
+    def collect_native(self, ctx: ProbeContext, params: Any) -> Model:
         raise ProbeError(t(f"probe {self.name} has no native path", f"探针 {self.name} 不支持本机方式采集"))
 
     # -- entry point ------------------------------------------------------------------------------------
-    def collect(self, ctx: ProbeContext, params: Any) -> BaseModel:
+    def collect(self, ctx: ProbeContext, params: Any) -> Model:
         if self.has_native and ctx.prefer_native:
             return self.collect_native(ctx, params)
         return self.parse(params, ctx.fetch(self.sources(params)))
 
-    def note(self, params: Any, facts: BaseModel) -> Text | None:
+    def note(self, params: Any, facts: Model) -> Text | None:
         """Optional context for the result message (e.g. "no service manager on this host")."""
         return None
 

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-
 from envprobe.model import t
 from envprobe.probes.base import Facts, Probe, ProbeContext, ProbeError
+from envprobe.schema import Field, Model, field_validator
 
 MAX_OUTPUT = 64 * 1024
 
 
-class CommandParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class CommandParams(Model):
     run: str | list[str] = Field(description="a shell command line (POSIX sh) or an argv list (no shell)")
     stdin: str | None = Field(default=None, description="text fed to the command's standard input")
 

@@ -17,11 +17,11 @@ import threading
 from typing import Any
 
 import psutil
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from envprobe.model import t
 from envprobe.probes.base import Facts, Probe, ProbeContext, ProbeError
 from envprobe.probes.system import bad_input, gib, need_text, percent
+from envprobe.schema import Field, Model, field_validator
 from envprobe.transport.base import CommandResult, Source
 
 #: Filesystems that hold no user data: never shown in the host summary.
@@ -90,8 +90,7 @@ def parse_df_inodes(text: str) -> float | None:
     return None
 
 
-class DiskParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class DiskParams(Model):
     path: str = Field(description="a directory (or file) on the filesystem to check, e.g. /data; "
                                   "symlinks are followed, as df follows them")
 

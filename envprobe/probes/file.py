@@ -19,10 +19,9 @@ import shlex
 import stat as _stat
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-
 from envprobe.model import Text, join_text, t
 from envprobe.probes.base import Facts, Probe, ProbeContext, ProbeError
+from envprobe.schema import Field, Model, field_validator
 from envprobe.transport.base import CommandResult, Source
 
 #: contains / matches look at this much of the file.
@@ -35,8 +34,7 @@ _TILDE_USER = re.compile(r"^~([A-Za-z0-9._][A-Za-z0-9._-]*)(/.*)?$")
 FileType = Literal["file", "directory", "symlink", "other"]
 
 
-class FileParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class FileParams(Model):
     path: str = Field(description="absolute path on the host; ~ and ~user are expanded there "
                       "(e.g. /etc/my.cnf, ~/app/config.yaml, C:\\app\\app.ini on Windows)")
     contains: str | None = Field(default=None, description="text the file must contain (plain substring, "
@@ -262,7 +260,7 @@ class FileProbe(Probe):
             link_target=link_target,
         )
 
-    def note(self, params: Any, facts: BaseModel) -> Text | None:
+    def note(self, params: Any, facts: Model) -> Text | None:
         assert isinstance(facts, FileFacts)
         p = params.path
         if not facts.exists:

@@ -24,11 +24,11 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import psutil
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from envprobe.model import Text, join_text, t
 from envprobe.probes.base import Facts, Probe, ProbeContext
 from envprobe.probes.system import bad_input, need_text
+from envprobe.schema import Field, Model, field_validator
 from envprobe.transport.base import CommandResult, Source
 
 Addr = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -38,8 +38,7 @@ PERMISSION = "permission"
 NOT_LOCAL = "address-not-available"
 
 
-class PortParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class PortParams(Model):
     port: int = Field(ge=1, le=65535, description="the port number, 1-65535")
     protocol: Literal["tcp", "udp"] = Field(default="tcp", description="tcp (default) or udp")
     address: str | None = Field(

@@ -16,10 +16,9 @@ import re
 import sys
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-
 from envprobe.model import t
 from envprobe.probes.base import Facts, Probe, ProbeContext, ProbeError
+from envprobe.schema import Field, Model, field_validator, model_validator
 from envprobe.transport.base import CommandResult, Source
 
 #: How many command lines the facts carry, and how long each may be.
@@ -41,8 +40,7 @@ _PS_COMMAND = (
 )
 
 
-class ProcessParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ProcessParams(Model):
     name: str | None = Field(
         default=None,
         description="exact process name (Linux comm, or the file name of the program), e.g. nginx, java, "

@@ -19,10 +19,9 @@ import shlex
 import sys
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-
 from envprobe.model import Text, join_text, t
 from envprobe.probes.base import Facts, Probe, ProbeContext, ProbeError
+from envprobe.schema import Field, Model, field_validator
 from envprobe.transport.base import CommandResult, Source
 
 Manager = Literal["systemd", "sysv", "openrc", "windows", "launchd", "none"]
@@ -41,8 +40,7 @@ _LSB = {0: ("running", True), 1: ("dead", False), 2: ("dead", False), 3: ("stopp
 _PID_RE = re.compile(r"\bpid\D{0,3}(\d+)", re.IGNORECASE)
 
 
-class ServiceParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ServiceParams(Model):
     name: str = Field(description="service name as the service manager knows it: nginx, postgresql, sshd "
                       "(nginx.service is accepted); on Windows the service name, not the display name")
 
@@ -187,7 +185,7 @@ class ServiceProbe(Probe):
         # Linux and other POSIX systems: the service managers are read through their commands.
         return self.parse(params, ctx.fetch(self.sources(params)))
 
-    def note(self, params: Any, facts: BaseModel) -> Text | None:
+    def note(self, params: Any, facts: Model) -> Text | None:
         assert isinstance(facts, ServiceFacts)
         n = params.name
         if facts.manager == "none":

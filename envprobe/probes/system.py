@@ -23,10 +23,10 @@ import sys
 from typing import Any
 
 import psutil
-from pydantic import BaseModel, ConfigDict, Field
 
 from envprobe.model import t
 from envprobe.probes.base import Facts, NoParams, Probe, ProbeContext, ProbeError
+from envprobe.schema import Field, Model
 from envprobe.transport.base import CommandResult, Source
 
 GIB = 1 << 30
@@ -455,8 +455,7 @@ def parse_stat_sample(text: str) -> float:
     return min(100.0, max(0.0, percent(total - idle, total)))
 
 
-class CpuParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class CpuParams(Model):
     sample_ms: int = Field(default=200, ge=0, le=10000,
                            description="how long usage_percent is sampled, in milliseconds "
                                        "(0: do not sample; usage_percent is then null)")

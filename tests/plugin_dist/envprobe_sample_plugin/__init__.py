@@ -5,10 +5,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from pydantic import Field
-
 from envprobe.model import t
 from envprobe.probes.base import Facts, Probe, ProbeContext
+from envprobe.schema import Field
 
 
 class ClockFacts(Facts):
