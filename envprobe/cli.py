@@ -203,9 +203,11 @@ def scan(ctx: click.Context, checklist: str, var: Sequence[str], forks: int, jso
     from envprobe.transport.local import LocalTransport
 
     lang = _lang(lang, plan.lang)
-    console = env.console()
-    progress = None if quiet else rconsole.ProgressPrinter(
-        total=sum(len(c.hosts) for c in plan.checks), console=console, enabled=bool(env.stdout_isatty)
+    # a terminal gets rich tables and a progress bar; pipes, files and CI logs get plain lines (and no
+    # rich import at all, which keeps a scripted scan fast)
+    console = env.console() if env.stdout_isatty else None
+    progress = None if quiet or console is None else rconsole.ProgressPrinter(
+        total=sum(len(c.hosts) for c in plan.checks), console=console, enabled=True
     )
     transports = {"local": LocalTransport()}
     runner = Runner(plan, transports, forks=forks, on_result=progress, prefer_native=not shell_path,
@@ -219,11 +221,14 @@ def scan(ctx: click.Context, checklist: str, var: Sequence[str], forks: int, jso
             tr.close()
         _close_debug_log()
     data = plan.masker.mask(run.to_dict())
-    rconsole.render(data, console, lang=lang, quiet=quiet)
+    if console is not None:
+        rconsole.render(data, console, lang=lang, quiet=quiet)
+    else:
+        rconsole.render_plain(data, env.stdout, lang=lang, quiet=quiet)
     _write_outputs(data, json_out, junit_out, html_out, lang)
     written = [p for p in (json_out, junit_out, html_out) if p]
     if written and not quiet:
-        console.print(("已写入: " if lang == "zh-CN" else "Written: ") + ", ".join(written))
+        env.stdout.write(("已写入: " if lang == "zh-CN" else "Written: ") + ", ".join(written) + "\n")
     return exit_code_for(data["summary"], run.interrupted)
 
 

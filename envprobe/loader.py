@@ -546,12 +546,25 @@ def _find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
 
 
 # -- templating -----------------------------------------------------------------------------------------
+_SIMPLE_REF = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+_ANY_TEMPLATE = re.compile(r"\{\{|\{%|\{#")
+
+
 class _Renderer:
     def __init__(self, variables: dict[str, Any]):
         self.variables = variables
         self._env: Any = None
 
     def render(self, s: str) -> str:
+        # Fast path: only plain `{{ name }}` references to defined scalar variables. jinja2 would render
+        # them the same way (str of the value); anything else (filters, expressions, undefined names,
+        # statements) goes to the sandboxed jinja2, which also gives the error messages.
+        rest = _SIMPLE_REF.sub("", s)
+        if not _ANY_TEMPLATE.search(rest):
+            names = _SIMPLE_REF.findall(s)
+            if all(isinstance(self.variables.get(n), (str, int, float)) and not isinstance(self.variables.get(n), bool)
+                   for n in names):
+                return _SIMPLE_REF.sub(lambda m: str(self.variables[m.group(1)]), s)
         if self._env is None:
             from jinja2 import StrictUndefined
             from jinja2.sandbox import ImmutableSandboxedEnvironment

@@ -259,3 +259,24 @@ def test_error_only_exits_3(write):
     cl = write("c.yaml", "version: 1\nchecks:\n  - {id: a, probe: disk, with: {path: /definitely/not/here}}\n")
     res = cli("scan", str(cl), "--lang", "en")
     assert res.code == 3, res.out + res.err
+
+
+def test_console_plain_off_a_tty_and_tables_on_a_tty(write):
+    cl = write("c.yaml", "version: 1\nchecks:\n"
+                         "  - {id: good, probe: command, with: {run: 'true'}}\n"
+                         "  - {id: bad, title: {zh-CN: 坏, en: Bad}, probe: command, with: {run: 'exit 2'},"
+                         " expect: {exit_code: 0}, hint: {zh-CN: 修一下, en: fix it}}\n")
+    plain = cli("scan", str(cl), "--lang", "en")
+    lines = plain.out.splitlines()
+    assert plain.code == 1
+    assert lines[0].startswith("local")
+    assert lines[1] == "  FAIL   bad  Bad" and lines[2].strip() == "exit_code is 2, expected 0"
+    assert lines[3].strip() == "→ recommended action: fix it"
+    assert lines.index("  PASS   good") > lines.index("  FAIL   bad  Bad")  # failures first
+    assert lines[-1].startswith("NOT READY") and "\x1b[" not in plain.out
+    quiet = cli("scan", str(cl), "--lang", "zh-CN", "-q")
+    assert "good" not in quiet.out and "失败   bad  坏" in quiet.out and "未就绪" in quiet.out
+    tty = cli("scan", str(cl), "--lang", "en", tty=True)
+    assert tty.code == 1
+    assert "status" in tty.out and "check" in tty.out and "message" in tty.out  # the rich table's header
+    assert tty.out.index("bad") < tty.out.index("good")

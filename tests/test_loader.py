@@ -183,3 +183,27 @@ def test_fuzz_raw_text_only_clean_errors(text):
         load_text(text, "raw.yaml", Registry(), environ={})
     except ConfigError as exc:
         assert all(str(p).startswith("raw.yaml") for p in exc.problems)
+
+
+@settings(max_examples=200, deadline=None)
+@given(values=st.dictionaries(st.sampled_from(["a", "b", "port", "x_1"]),
+                              st.one_of(st.integers(), st.floats(allow_nan=False, allow_infinity=False),
+                                        st.text(max_size=6), st.booleans()), min_size=1),
+       template=st.lists(st.sampled_from(["{{ a }}", "{{b}}", "{{ port }}", "{{x_1 }}", "-", "x", " ", "{{ a|string }}"]),
+                         max_size=5))
+def test_fast_template_path_renders_like_jinja(values, template):
+    from jinja2 import StrictUndefined
+    from jinja2.exceptions import UndefinedError
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    from envprobe.loader import _Renderer
+
+    text = "".join(template)
+    env = ImmutableSandboxedEnvironment(undefined=StrictUndefined)
+    try:
+        expected = env.from_string(text).render(values)
+    except UndefinedError:
+        with pytest.raises(UndefinedError):
+            _Renderer(values).render(text)
+        return
+    assert _Renderer(values).render(text) == expected

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from envprobe.model import pick
 from envprobe.reports.i18n import (
@@ -28,7 +28,6 @@ from envprobe.reports.i18n import (
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.progress import Progress, TaskID
-    from rich.text import Text
 
 STATUS_STYLE = {
     "pass": "green",
@@ -45,14 +44,17 @@ VERDICT_STYLE = {
 }
 
 
-def verdict_line(run: dict[str, Any], lang: str) -> Text:
-    """"未就绪  通过 5 · 警告 1 · 失败 2 · 错误 1 · 跳过 1  （共 10 项检查，5.2 s）"."""
-    from rich.text import Text
-
+def verdict_line(run: dict[str, Any], lang: str, plain: bool = False) -> Any:
+    """"未就绪  通过 5 · 警告 1 · 失败 2 · 错误 1 · 跳过 1  （共 10 项检查，5.2 s）" (a rich Text, or a str)."""
     lang = norm_lang(lang)
     summary = run.get("summary") or {}
     verdict = str(summary.get("verdict") or "unknown")
-    line = Text()
+    if plain:
+        line: Any = _PlainText()
+    else:
+        from rich.text import Text
+
+        line = Text()
     line.append(f" {tr(f'verdict.{verdict}', lang)} ", style=VERDICT_STYLE.get(verdict, "bold"))
     line.append("  ")
     for i, s in enumerate(("pass", "warn", "fail", "error", "skip")):
@@ -66,7 +68,71 @@ def verdict_line(run: dict[str, Any], lang: str) -> Text:
     if span is not None:
         extra += f", {duration_text(span, lang)}"
     line.append(f"  ({extra})" if lang == "en" else f"  （共 {extra.replace(', ', '，')}）", style="dim")
-    return line
+    return str(line) if plain else line
+
+
+def _pad(text: str, width: int) -> str:
+    """Pad to a display width: CJK characters take two terminal columns."""
+    import unicodedata
+
+    used = sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+    return text + " " * max(0, width - used)
+
+
+class _PlainText:
+    """The part of rich.text.Text that verdict_line uses, without rich."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+
+    def append(self, text: str, style: str | None = None) -> None:
+        self.parts.append(text)
+
+    def __str__(self) -> str:
+        return "".join(self.parts).strip()
+
+
+def _ordered(run: dict[str, Any], quiet: bool) -> list[tuple[str, list[dict[str, Any]]]]:
+    """Results grouped by host, findings first; ``quiet`` keeps only what did not pass."""
+    by_host: dict[str, list[dict[str, Any]]] = {h: [] for h in host_names(run)}
+    for r in run.get("results") or []:
+        by_host.setdefault(r.get("host") or "local", []).append(r)
+    out = []
+    for host, results in by_host.items():
+        rows = sorted(results, key=lambda r: status_rank(r.get("status")))
+        if quiet:
+            rows = [r for r in rows if r.get("status") != "pass"]
+        if rows:
+            out.append((host, rows))
+    return out
+
+
+def render_plain(run: dict[str, Any], stream: IO[str], lang: str = "zh-CN", quiet: bool = False) -> None:
+    """The same content as :func:`render`, as plain lines, for pipes, files and CI logs (no rich, no colour)."""
+    lang = norm_lang(lang)
+    run = clean(run)
+    lines: list[str] = []
+    colon = ": " if lang == "en" else "："
+    for host, rows in _ordered(run, quiet):
+        line = "" if quiet else host_line(host_facts(run, host), lang)
+        lines.append(f"{host}  {line}".rstrip())
+        for r in rows:
+            status = str(r.get("status") or "")
+            word = tr(f"status.{status}", lang)
+            title = pick(r.get("title"), lang)
+            head = f"  {_pad(word, 6)} {r.get('check') or '?'}"
+            if title and title != r.get("check"):
+                head += f"  {title}"
+            lines.append(head)
+            lines.append(f"         {pick(r.get('message'), lang)}")
+            hint = pick(r.get("hint"), lang)
+            if hint and status in FINDINGS:
+                lines.append(f"         → {tr('col.advice', lang)}{colon}{hint}")
+        lines.append("")
+    if run.get("interrupted"):
+        lines.append(tr("report.interrupted", lang))
+    lines.append(verdict_line(run, lang, plain=True))
+    stream.write("\n".join(lines) + "\n")
 
 
 def render(run: dict[str, Any], console: Console, lang: str = "zh-CN", quiet: bool = False) -> None:
@@ -80,17 +146,8 @@ def render(run: dict[str, Any], console: Console, lang: str = "zh-CN", quiet: bo
 
     lang = norm_lang(lang)
     run = clean(run)
-    by_host: dict[str, list[dict[str, Any]]] = {h: [] for h in host_names(run)}
-    for r in run.get("results") or []:
-        by_host.setdefault(r.get("host") or "local", []).append(r)
-
     printed = False
-    for host, results in by_host.items():
-        rows = sorted(results, key=lambda r: status_rank(r.get("status")))
-        if quiet:
-            rows = [r for r in rows if r.get("status") != "pass"]
-        if not rows:
-            continue
+    for host, rows in _ordered(run, quiet):
         title = Text(host, style="bold")
         if not quiet:
             line = host_line(host_facts(run, host), lang)
