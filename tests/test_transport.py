@@ -98,3 +98,24 @@ def test_fetch_caches_until_forget(tr, tmp_path: Path):
 def test_commands_run_with_c_locale(tr):
     src = Source.command("echo $LC_ALL")
     assert tr.fetch([src])[src].stdout == "C\n"
+
+
+def test_memo_computes_once_per_scan_even_when_asked_concurrently(tr):
+    import threading
+
+    calls = []
+
+    def slow():
+        calls.append(1)
+        time.sleep(0.2)
+        return len(calls)
+
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(tr.memo("k", slow))) for _ in range(5)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert results == [1] * 5 and len(calls) == 1
+    tr.forget()  # a retry observes afresh
+    assert tr.memo("k", slow) == 2

@@ -337,21 +337,30 @@ def try_bind(port: int, protocol: str, address: str | None) -> str | None:
     return None
 
 
-def native_sockets(port: int, protocol: str) -> list[Sock]:
-    """Sockets on the port through psutil; without the right to see all (macOS as non-root), those of the
+def _all_connections(kind: str) -> list[tuple[Any, int | None]]:
+    """Every socket of ``kind`` through psutil; without the right to see all (macOS as non-root), those of the
     processes we may inspect."""
-    kind = "tcp" if protocol == "tcp" else "udp"
-    rows: list[tuple[str, str, int | None]] = []
-    conns: list[tuple[Any, int | None]]
     try:
-        conns = [(c, c.pid) for c in psutil.net_connections(kind=kind)]
+        return [(c, c.pid) for c in psutil.net_connections(kind=kind)]
     except psutil.AccessDenied:
-        conns = []
+        conns: list[tuple[Any, int | None]] = []
         for proc in psutil.process_iter():
             try:
                 conns.extend((c, proc.pid) for c in proc.net_connections(kind=kind))
             except (psutil.AccessDenied, psutil.NoSuchProcess, psutil.ZombieProcess):
                 continue
+        return conns
+
+
+def native_sockets(port: int, protocol: str, ctx: ProbeContext | None = None) -> list[Sock]:
+    """Sockets on the port. With a context, the socket table is read once per scan and shared by every port
+    check on the host (reading it walks every process's file descriptors)."""
+    kind = "tcp" if protocol == "tcp" else "udp"
+    rows: list[tuple[str, str, int | None]] = []
+    if ctx is not None:
+        conns = ctx.transport.memo(f"port.connections.{kind}", lambda: _all_connections(kind))
+    else:
+        conns = _all_connections(kind)
     for c, pid in conns:
         if c.laddr and c.laddr.port == port:
             rows.append((c.laddr.ip, "CONNECTED" if c.raddr else c.status, pid))
@@ -419,7 +428,7 @@ class PortProbe(Probe):
     has_native = True
 
     def collect_native(self, ctx: ProbeContext, params: Any) -> PortFacts:
-        socks = native_sockets(params.port, params.protocol)
+        socks = native_sockets(params.port, params.protocol, ctx)
         error = try_bind(params.port, params.protocol, params.address)
         names = {s.pid: n for s in socks if s.pid is not None and (n := _name(s.pid)) is not None}
         return assemble(params, socks, names, error, "bind")

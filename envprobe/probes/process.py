@@ -163,18 +163,22 @@ class ProcessProbe(Probe):
     def collect_native(self, ctx: ProbeContext, params: Any) -> ProcessFacts:
         import psutil
 
-        own = os.getpid()
-        procs: list[_Proc] = []
-        attrs = ["pid", "ppid", "name", "username", "cmdline", "status"]
-        for p in psutil.process_iter(attrs):
-            info = p.info
-            if info["pid"] == own or info.get("status") == psutil.STATUS_ZOMBIE:
-                continue
-            comm = info.get("name") or ""
-            argv = info.get("cmdline") or []
-            cmdline = " ".join(argv) if argv else f"[{comm}]"
-            procs.append(_Proc(info["pid"], info.get("ppid") or 0, info.get("username"), comm, cmdline))
-        return _match(params, procs, windows=sys.platform == "win32")
+        def table() -> list[_Proc]:
+            own = os.getpid()
+            procs: list[_Proc] = []
+            attrs = ["pid", "ppid", "name", "username", "cmdline", "status"]
+            for p in psutil.process_iter(attrs):
+                info = p.info
+                if info["pid"] == own or info.get("status") == psutil.STATUS_ZOMBIE:
+                    continue
+                comm = info.get("name") or ""
+                argv = info.get("cmdline") or []
+                cmdline = " ".join(argv) if argv else f"[{comm}]"
+                procs.append(_Proc(info["pid"], info.get("ppid") or 0, info.get("username"), comm, cmdline))
+            return procs
+
+        # one snapshot of the process table per scan, shared by every process check on this host
+        return _match(params, ctx.transport.memo("process.table", table), windows=sys.platform == "win32")
 
 
 def parse_ps(res: CommandResult) -> tuple[list[_Proc], set[int]]:

@@ -10,8 +10,11 @@ from __future__ import annotations
 import socket
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, TypeVar, cast
+
+T = TypeVar("T")
 
 
 class TransportError(Exception):
@@ -62,6 +65,8 @@ class Transport(ABC):
     def __init__(self) -> None:
         self._cache: dict[Source, CommandResult] = {}
         self._cache_lock = threading.Lock()
+        self._memo: dict[str, Any] = {}
+        self._memo_locks: dict[str, threading.Lock] = {}
 
     @abstractmethod
     def run(
@@ -110,9 +115,28 @@ class Transport(ABC):
         self.fetch(list(dict.fromkeys(sources)), timeout)
 
     def forget(self) -> None:
-        """Drop cached sources (before a retry: a retry must observe afresh)."""
+        """Drop cached sources and memos (before a retry: a retry must observe afresh)."""
         with self._cache_lock:
             self._cache.clear()
+            self._memo.clear()
+
+    def memo(self, key: str, factory: Callable[[], T]) -> T:
+        """Compute a per-scan snapshot once (e.g. the process table) and share it between checks.
+
+        Two checks asking at the same time wait for one computation instead of doing it twice.
+        """
+        with self._cache_lock:
+            if key in self._memo:
+                return cast(T, self._memo[key])
+            lock = self._memo_locks.setdefault(key, threading.Lock())
+        with lock:
+            with self._cache_lock:
+                if key in self._memo:
+                    return cast(T, self._memo[key])
+            value = factory()
+            with self._cache_lock:
+                self._memo[key] = value
+            return value
 
     def _fetch_uncached(self, sources: Sequence[Source], timeout: float) -> dict[Source, CommandResult]:
         """Default: one operation per source. Remote transports override this with a single batched script."""
