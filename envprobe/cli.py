@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -100,42 +99,6 @@ def _write_atomic(path: str, text: str) -> None:
         raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
-def _setup_debug_log(path: str | None, masker: Any) -> str | None:
-    """Send envprobe's debug log (tracebacks of crashed probes) to a file, with secrets masked."""
-    if path is None:
-        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        path = os.path.join(base, "envprobe", "last-scan.log")
-    try:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        handler = logging.FileHandler(path, mode="w", encoding="utf-8")
-    except OSError:
-        return None
-
-    class _Mask(logging.Filter):
-        def filter(self, record: logging.LogRecord) -> bool:
-            record.msg = masker.text(record.getMessage())
-            record.args = ()
-            return True
-
-    handler.addFilter(_Mask())
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(threadName)s %(message)s"))
-    logger = logging.getLogger("envprobe")
-    for h in list(logger.handlers):
-        logger.removeHandler(h)
-        h.close()
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    logger.propagate = False
-    return path
-
-
-def _close_debug_log() -> None:
-    logger = logging.getLogger("envprobe")
-    for h in list(logger.handlers):
-        logger.removeHandler(h)
-        h.close()
-
-
 def _print_problems(env: Environment, problems: Sequence[Any], header: str) -> None:
     _err(env, header)
     for p in problems:
@@ -197,7 +160,9 @@ def scan(ctx: click.Context, checklist: str, var: Sequence[str], forks: int, jso
     for out in (json_out, junit_out, html_out):
         if out and not Path(out).resolve().parent.is_dir():
             raise UsageError(f"cannot write {out}: folder {Path(out).resolve().parent} does not exist")
-    log_path = _setup_debug_log(debug_log, plan.masker)
+    from envprobe.debuglog import DebugLog, default_path
+
+    dlog = DebugLog(debug_log or default_path(), plan.masker)
     from envprobe.reports import console as rconsole
     from envprobe.runner import Runner
     from envprobe.transport.local import LocalTransport
@@ -211,7 +176,7 @@ def scan(ctx: click.Context, checklist: str, var: Sequence[str], forks: int, jso
     )
     transports = {"local": LocalTransport()}
     runner = Runner(plan, transports, forks=forks, on_result=progress, prefer_native=not shell_path,
-                    debug_log=log_path)
+                    debug_log=dlog)
     try:
         run = runner.run()
     finally:
@@ -219,7 +184,7 @@ def scan(ctx: click.Context, checklist: str, var: Sequence[str], forks: int, jso
             progress.stop()
         for tr in transports.values():
             tr.close()
-        _close_debug_log()
+        dlog.close()
     data = plan.masker.mask(run.to_dict())
     if console is not None:
         rconsole.render(data, console, lang=lang, quiet=quiet)
@@ -415,7 +380,7 @@ def init(ctx: click.Context, path: str | None, force: bool) -> int:
 # -- entry point and the single error mapper ----------------------------------------------------------------
 def run_cli(argv: Sequence[str] | None = None, env: Environment | None = None) -> int:
     """Run a command in-process; returns the exit code (never raises for user errors)."""
-    from envprobe.loader import ConfigError
+    from envprobe.errors import ConfigError
 
     env = env or Environment()
     try:
@@ -447,10 +412,11 @@ def run_cli(argv: Sequence[str] | None = None, env: Environment | None = None) -
     except Exception as exc:  # the last resort: a bug in envprobe, said plainly, traceback to the log
         import traceback
 
-        logging.getLogger("envprobe.cli").debug("internal error:\n%s", traceback.format_exc())
+        if env.environ.get("ENVPROBE_DEBUG"):
+            _err(env, traceback.format_exc())
         _err(env, f"envprobe: internal error: {type(exc).__name__}: {exc}")
         _err(env, "This is a bug in envprobe; please report it with the command you ran.")
-        _err(env, "这是 envprobe 的缺陷，请连同所运行的命令一起反馈。")
+        _err(env, "这是 envprobe 的缺陷，请连同所运行的命令一起反馈。(ENVPROBE_DEBUG=1 shows the traceback)")
         return EXIT_UNKNOWN
     if isinstance(rv, int):
         return rv

@@ -7,7 +7,7 @@ usage is not sampled (``usage_percent`` is null): the summary must cost next to 
 
 from __future__ import annotations
 
-import logging
+from collections.abc import Callable
 from typing import Any
 
 from envprobe.probes.base import NoParams, ProbeContext, ProbeError
@@ -15,15 +15,16 @@ from envprobe.probes.disk import DiskProbe
 from envprobe.probes.system import CpuParams, CpuProbe, MemoryProbe, OsProbe
 from envprobe.transport.base import Source, Transport, TransportError
 
-log = logging.getLogger(__name__)
-
 #: Keys of each disk entry in the summary.
 DISK_KEYS = ("mount", "fstype", "device", "total_gb", "free_gb", "used_percent")
 
 
-def host_summary(transport: Transport, prefer_native: bool = True, timeout: float = 10.0) -> dict[str, Any]:
+def host_summary(transport: Transport, prefer_native: bool = True, timeout: float = 10.0,
+                 log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """{"os": {...}, "cpu": {...}, "memory": {...}, "disks": [{mount, fstype, device, total_gb, free_gb,
-    used_percent}, ...]} for one host. A part that cannot be observed is left empty ({} or []) and logged."""
+    used_percent}, ...]} for one host. A part that cannot be observed is left empty ({} or []) and told to
+    ``log``."""
+    say = log or (lambda _text: None)
     ctx = ProbeContext(transport, transport.name, timeout, prefer_native=prefer_native)
     os_probe, cpu_probe, mem_probe, disk_probe = OsProbe(), CpuProbe(), MemoryProbe(), DiskProbe()
     none, cpu_params = NoParams(), CpuParams(sample_ms=0)
@@ -35,7 +36,7 @@ def host_summary(transport: Transport, prefer_native: bool = True, timeout: floa
         try:
             transport.prefetch(batch, timeout=ctx.remaining())
         except TransportError as exc:
-            log.warning("host summary for %s: prefetch failed: %s", transport.name, exc)
+            say(f"host summary for {transport.name}: prefetch failed: {exc}")
 
     out: dict[str, Any] = {"os": {}, "cpu": {}, "memory": {}, "disks": []}
     parts: list[tuple[str, Any]] = [
@@ -48,5 +49,5 @@ def host_summary(transport: Transport, prefer_native: bool = True, timeout: floa
         try:
             out[key] = get()
         except (ProbeError, TransportError, OSError) as exc:
-            log.warning("host summary for %s: %s not observed: %s", transport.name, key, exc)
+            say(f"host summary for {transport.name}: {key} not observed: {exc}")
     return out

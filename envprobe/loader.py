@@ -17,6 +17,7 @@ from typing import Any, Literal
 import yaml
 
 from envprobe import expect as expectmod
+from envprobe.errors import ConfigError, Problem
 from envprobe.model import Severity, Text
 from envprobe.probes.base import Probe
 from envprobe.registry import Registry, RegistryError, did_you_mean
@@ -24,32 +25,6 @@ from envprobe.schema import Field, Model, ValidationError, field_validator
 from envprobe.secrets import Masker, substitute_env
 
 Path_ = tuple[Any, ...]
-
-
-# -- errors ------------------------------------------------------------------------------------------------
-@dataclass
-class Problem:
-    file: str
-    line: int | None
-    column: int | None
-    field: str
-    message: str
-
-    def __str__(self) -> str:
-        where = self.file
-        if self.line is not None:
-            where += f":{self.line}"
-            if self.column is not None:
-                where += f":{self.column}"
-        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
-
-
-class ConfigError(Exception):
-    """One or more problems in a checklist (or inventory). Nothing has run."""
-
-    def __init__(self, problems: list[Problem]):
-        super().__init__("\n".join(str(p) for p in problems))
-        self.problems = problems
 
 
 # -- YAML with positions -------------------------------------------------------------------------------

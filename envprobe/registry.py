@@ -7,11 +7,12 @@ unusable, with a message naming both), and unknown names get a did-you-mean.
 
 from __future__ import annotations
 
-import difflib
+import importlib
 import importlib.util
-import inspect
+import os
+import re
 import sys
-from importlib.metadata import EntryPoint, entry_points
+from dataclasses import dataclass
 from pathlib import Path
 
 from envprobe.probes.base import Probe
@@ -24,8 +25,74 @@ class RegistryError(Exception):
 
 
 def did_you_mean(name: str, choices: list[str] | set[str]) -> str:
+    import difflib
+
     close = difflib.get_close_matches(name, sorted(choices), n=1, cutoff=0.6)
     return close[0] if close else ""
+
+
+@dataclass(frozen=True)
+class EntryPoint:
+    name: str
+    value: str  # "module:attr"
+    dist: str
+
+    def load(self) -> object:
+        module, _, attr = self.value.partition(":")
+        obj: object = importlib.import_module(module.strip())
+        for part in attr.strip().split(".") if attr.strip() else []:
+            obj = getattr(obj, part)
+        return obj
+
+
+_DIST_DIR = re.compile(r"^(?P<name>[^-]+)(?:-[^-]*)?\.(?:dist-info|egg-info)$")
+
+
+def entry_points(group: str) -> list[EntryPoint]:
+    """The entry points of ``group`` from every installed distribution, as importlib.metadata finds them.
+
+    Reads ``entry_points.txt`` of each ``*.dist-info`` / ``*.egg-info`` on ``sys.path`` directly: the same files
+    and the same rule (the first distribution of a name on sys.path wins), without importing
+    importlib.metadata and parsing every distribution's METADATA — that costs ~20 ms per start-up.
+    """
+    found: list[EntryPoint] = []
+    seen: set[str] = set()
+    for entry in sys.path:
+        try:
+            names = sorted(os.listdir(entry or "."))
+        except OSError:
+            continue
+        for dirname in names:
+            m = _DIST_DIR.match(dirname)
+            if not m:
+                continue
+            dist = m.group("name").lower().replace("-", "_").replace(".", "_")
+            if dist in seen:
+                continue
+            seen.add(dist)
+            try:
+                with open(os.path.join(entry or ".", dirname, "entry_points.txt"), encoding="utf-8") as fh:
+                    text = fh.read()
+            except OSError:
+                continue
+            found.extend(EntryPoint(n, v, dist) for n, v in _parse_section(text, group))
+    return found
+
+
+def _parse_section(text: str, group: str) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    inside = False
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            inside = line[1:-1].strip() == group
+            continue
+        if inside and "=" in line:
+            name, _, value = line.partition("=")
+            out.append((name.strip(), value.split("[", 1)[0].strip()))  # drop "[extras]"
+    return out
 
 
 class Registry:
@@ -34,7 +101,7 @@ class Registry:
         self._conflicts: dict[str, list[str]] = {}
         self._loaded: dict[str, type[Probe]] = {}
         self._origin: dict[str, str] = {}
-        for ep in entry_points(group=group):
+        for ep in entry_points(group):
             prev = self._eps.get(ep.name)
             if prev is not None and prev.value != ep.value:
                 self._conflicts.setdefault(ep.name, [prev.value]).append(ep.value)
@@ -67,15 +134,16 @@ class Registry:
             cls = ep.load()
         except Exception as exc:  # a broken plugin must not kill the scan; it is reported by name
             raise RegistryError(f"probe {name!r} ({ep.value}) failed to load: {type(exc).__name__}: {exc}") from exc
-        self._validate(name, cls, ep.value)
-        self._loaded[name] = cls
-        return cls
+        probe = self._validate(name, cls, ep.value)
+        self._loaded[name] = probe
+        return probe
 
-    def _validate(self, name: str, cls: object, origin: str) -> None:
-        if not (inspect.isclass(cls) and issubclass(cls, Probe)):
+    def _validate(self, name: str, cls: object, origin: str) -> type[Probe]:
+        if not (isinstance(cls, type) and issubclass(cls, Probe)):
             raise RegistryError(f"probe {name!r} ({origin}) is not a subclass of envprobe.probes.Probe")
         if cls.name != name:
             raise RegistryError(f"probe {origin} is registered as {name!r} but names itself {cls.name!r}")
+        return cls
 
     def add_path(self, folder: Path) -> list[str]:
         """Load every ``*.py`` in ``folder`` and register the Probe subclasses it defines. Returns their names."""
@@ -94,7 +162,7 @@ class Registry:
             except Exception as exc:
                 raise RegistryError(f"{path}: failed to import: {type(exc).__name__}: {exc}") from exc
             for obj in vars(module).values():
-                if inspect.isclass(obj) and issubclass(obj, Probe) and obj is not Probe and obj.name:
+                if isinstance(obj, type) and issubclass(obj, Probe) and obj is not Probe and obj.name:
                     if obj.__module__ != modname:
                         continue  # imported from elsewhere, not defined here
                     if obj.name in self and self._loaded.get(obj.name) is not obj:

@@ -7,7 +7,6 @@ interrupt ends the run with partial results and every unfinished unit marked as 
 
 from __future__ import annotations
 
-import logging
 import queue
 import threading
 import time
@@ -18,13 +17,12 @@ from typing import Any
 
 from envprobe import __version__
 from envprobe import expect as expectmod
+from envprobe.debuglog import DebugLog
 from envprobe.loader import Plan, PlannedCheck
 from envprobe.model import Result, Run, Severity, Status, Text, iso, join_text, t, utcnow
 from envprobe.probes.base import ProbeContext, ProbeError
 from envprobe.schema import Model
 from envprobe.transport.base import Source, Transport, TransportError
-
-log = logging.getLogger("envprobe")
 
 #: Statuses of a needed check that let its dependents run. A warning is a finding, not a broken prerequisite.
 _NEEDS_OK = {Status.PASS, Status.WARN}
@@ -98,7 +96,7 @@ def advice_for(check: PlannedCheck, details: list[dict[str, Any]]) -> Text | Non
             a = advice.get(d["field"]) or advice.get("*")
             if a and a not in parts:
                 parts.append(a)
-    return join_text(*parts) if parts else None
+    return join_text(*parts, sep="; ") if parts else None
 
 
 class Runner:
@@ -109,7 +107,7 @@ class Runner:
         forks: int = 10,
         on_result: Callable[[Result], None] | None = None,
         prefer_native: bool = True,
-        debug_log: str | None = None,
+        debug_log: DebugLog | None = None,
         host_facts: bool = True,
     ):
         self.plan = plan
@@ -151,9 +149,9 @@ class Runner:
                 return _Attempt(Status.ERROR, exc.message, hint=exc.hint)
             if isinstance(exc, TransportError):
                 return _Attempt(Status.ERROR, t(f"could not reach the host: {exc}", f"无法访问主机：{exc}"))
-            log.error("probe %s crashed on %s:\n%s", check.probe_name, unit.host, self.plan.masker.text(box["tb"]))
-            where = f" (traceback in {self.debug_log})" if self.debug_log else ""
-            where_zh = f"（详情见 {self.debug_log}）" if self.debug_log else ""
+            self._log("error", f"probe {check.probe_name} crashed on {unit.host}:\n{box['tb']}")
+            where = f" (traceback in {self.debug_log.path})" if self.debug_log else ""
+            where_zh = f"（详情见 {self.debug_log.path}）" if self.debug_log else ""
             return _Attempt(Status.ERROR, t(
                 f"probe {check.probe_name} crashed: {type(exc).__name__}: {exc}{where}",
                 f"探针 {check.probe_name} 运行出错：{type(exc).__name__}: {exc}{where_zh}",
@@ -175,8 +173,8 @@ class Runner:
             outcome = self._attempt(unit, transport)
             if outcome.status is Status.PASS or attempts > check.retries:
                 break
-            log.info("check %s on %s: attempt %d gave %s; retrying in %.1fs", check.id, unit.host, attempts,
-                     outcome.status.value, check.retry_delay)
+            self._log("info", f"check {check.id} on {unit.host}: attempt {attempts} gave {outcome.status.value}; "
+                              f"retrying in {check.retry_delay:.1f}s")
             time.sleep(check.retry_delay)
             transport.forget()
         status, message = outcome.status, outcome.message
@@ -292,11 +290,15 @@ class Runner:
         run.finished_at = iso(utcnow())
         return run
 
+    def _log(self, level: str, text: str) -> None:
+        if self.debug_log is not None:
+            self.debug_log.write(level, text)
+
     def _guarded(self, unit: Unit) -> None:
         try:
             self._run_unit(unit)
         except BaseException as exc:  # noqa: BLE001 - the scheduler must always hear back
-            log.error("internal error on %s@%s: %s", unit.check.id, unit.host, traceback.format_exc())
+            self._log("error", f"internal error on {unit.check.id}@{unit.host}: {traceback.format_exc()}")
             self._events.put((unit, self._skip(unit, t(f"internal error: {exc}", f"内部错误：{exc}"))))
 
     def _record(self, results: dict[tuple[str, str], Result], r: Result) -> None:
@@ -323,7 +325,7 @@ class Runner:
             try:
                 tr.prefetch(srcs)
             except TransportError as exc:
-                log.warning("prefetch on %s failed: %s", host, exc)
+                self._log("warning", f"prefetch on {host} failed: {exc}")
 
     def _collect_host_facts(self, out: dict[str, dict[str, Any]]) -> None:
         from envprobe.facts import host_summary
@@ -331,6 +333,8 @@ class Runner:
         hosts = sorted({u.host for u in self.units()})
         for h in hosts:
             try:
-                out[h] = self.plan.masker.mask(host_summary(self.transports[h], prefer_native=self.prefer_native))
+                summary = host_summary(self.transports[h], prefer_native=self.prefer_native,
+                                       log=lambda text: self._log("warning", text))
+                out[h] = self.plan.masker.mask(summary)
             except Exception:  # noqa: BLE001 - the summary is a courtesy; checks carry the verdict
-                log.warning("host facts for %s failed:\n%s", h, traceback.format_exc())
+                self._log("warning", f"host facts for {h} failed:\n{traceback.format_exc()}")

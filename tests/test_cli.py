@@ -280,3 +280,45 @@ def test_console_plain_off_a_tty_and_tables_on_a_tty(write):
     assert tty.code == 1
     assert "status" in tty.out and "check" in tty.out and "message" in tty.out  # the rich table's header
     assert tty.out.index("bad") < tty.out.index("good")
+
+
+CRASH_PROBE = '''
+from typing import Any
+from envprobe.model import t
+from envprobe.probes.base import Probe
+from envprobe.schema import Field, Model
+
+
+class P(Model):
+    token: str = Field(description="a secret the probe leaks into its exception")
+
+
+class Crash(Probe):
+    name = "crash_leak"
+    summary = t("crashes", "崩溃")
+    Params = P
+
+    def collect(self, ctx, params: Any):
+        raise RuntimeError("bad token " + params.token)
+'''
+
+
+def test_crash_traceback_goes_to_the_debug_log_masked(write, tmp_path):
+    write("probes/crash.py", CRASH_PROBE)
+    cl = write("c.yaml", "version: 1\nprobe_paths: [probes]\nchecks:\n"
+                         "  - {id: boom, probe: crash_leak, with: {token: '${env:LEAKY}'}}\n")
+    log = tmp_path / "debug.log"
+    log.write_text("stale log of an earlier scan\n")
+    res = cli("scan", str(cl), "--debug-log", str(log), "--json", str(tmp_path / "r.json"), "--lang", "en",
+              environ={"LEAKY": CANARY})
+    assert res.code == 3
+    text = log.read_text(encoding="utf-8")
+    assert "Traceback" in text and "RuntimeError: bad token ******" in text and "stale" not in text
+    msg = json.loads((tmp_path / "r.json").read_text())["results"][0]["message"]["en"]
+    assert msg == f"probe crash_leak crashed: RuntimeError: bad token ****** (traceback in {log})"
+    for out in (text, res.out, res.err, (tmp_path / "r.json").read_text()):
+        assert CANARY not in out
+    # a clean scan leaves no log behind, and removes an earlier one
+    cl2 = write("ok.yaml", "version: 1\nchecks:\n  - {id: ok, probe: command, with: {run: 'true'}}\n")
+    assert cli("scan", str(cl2), "--debug-log", str(log)).code == 0
+    assert not log.exists()

@@ -618,3 +618,29 @@ checks:
     assert "no service manager was found" in by["svc"].message["en"]
     assert by["svc"].hint is not None and "systemctl start" in by["svc"].hint["en"]
     assert by["cfg"].status.value == "pass", by["cfg"].message
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_linux_table_agrees_with_psutil() -> None:
+    import psutil
+
+    from envprobe.probes.process import _linux_table
+
+    child = subprocess.Popen(["sh", "-c", "sleep 30; : envprobe-linux-table-marker"])
+    try:
+        ours = {p.pid: p for p in _linux_table(os.getpid())}
+        assert os.getpid() not in ours
+        theirs = {p.info["pid"]: p.info for p in psutil.process_iter(["pid", "ppid", "name", "username", "cmdline",
+                                                                       "status"])}
+        assert child.pid in ours and ours[child.pid].cmdline == "sh -c sleep 30; : envprobe-linux-table-marker"
+        compared = 0
+        for pid, p in ours.items():
+            q = theirs.get(pid)
+            if q is None or q["status"] == psutil.STATUS_ZOMBIE:
+                continue  # ended in between
+            assert (p.ppid, p.user, p.comm) == (q["ppid"], q["username"], q["name"]), pid
+            compared += 1
+        assert compared >= 3
+    finally:
+        child.kill()
+        child.wait()

@@ -118,3 +118,14 @@ def test_probe_path_that_is_missing(tmp_path: Path):
                   "    with: {run: 'true'}\n")
     with pytest.raises(ConfigError, match="is not a directory"):
         load_file(cl, Registry(), environ={})
+
+
+@pytest.mark.parametrize("group", ["envprobe.probes", "console_scripts", "pytest11"])
+def test_fast_entry_point_scan_agrees_with_importlib_metadata(group):
+    import importlib.metadata
+
+    from envprobe.registry import entry_points
+
+    ours = sorted((e.name, e.value) for e in entry_points(group))
+    theirs = sorted((e.name, e.value.split("[", 1)[0].strip()) for e in importlib.metadata.entry_points(group=group))
+    assert ours == theirs and ours
