@@ -11,13 +11,13 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 import click
 
 from envprobe import __version__
+from envprobe.record import field, record
 
 # Exit codes (DESIGN.md §3)
 EXIT_OK = 0
@@ -27,7 +27,7 @@ EXIT_UNKNOWN = 3
 EXIT_INTERRUPTED = 130
 
 
-@dataclass
+@record
 class Environment:
     stdout: IO[str] = field(default_factory=lambda: sys.stdout)
     stderr: IO[str] = field(default_factory=lambda: sys.stderr)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from envprobe.record import record
 
 
-@dataclass
+@record
 class Problem:
     file: str
     line: int | None

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
 from typing import Any
 
 import yaml
 
 from envprobe.model import Text, t
+from envprobe.record import record
 
 
 class ExpectSyntaxError(ValueError):
@@ -107,7 +107,7 @@ def _is_number(v: Any) -> bool:
 
 
 # -- expectation objects ------------------------------------------------------------------------------------
-@dataclass
+@record
 class Outcome:
     ok: bool
     #: Why the comparison could not be made at all (type mismatch), when that is the reason it failed.
@@ -134,7 +134,7 @@ _OPS = {
 }
 
 
-@dataclass
+@record
 class Compare(Expectation):
     op: str
     raw: str
@@ -187,7 +187,7 @@ def _maybe_float(s: str) -> float | None:
         return None
 
 
-@dataclass
+@record
 class Equals(Expectation):
     value: Any
     number: float | None
@@ -214,7 +214,7 @@ def _looks_dotted(s: str) -> bool:
     return bool(re.fullmatch(r"\s*[vV]?\d+(\.\d+)+\s*", s))
 
 
-@dataclass
+@record
 class Regex(Expectation):
     pattern: re.Pattern[str]
     negate: bool
@@ -227,7 +227,7 @@ class Regex(Expectation):
         return Outcome(hit != self.negate)
 
 
-@dataclass
+@record
 class Member(Expectation):
     items: list[Expectation]
     text: str
@@ -238,7 +238,7 @@ class Member(Expectation):
         return Outcome(any(i.check(observed).ok for i in self.items))
 
 
-@dataclass
+@record
 class Contains(Expectation):
     needle: str
     text: str
@@ -255,7 +255,7 @@ class Contains(Expectation):
         return Outcome(self.needle in _fmt(observed))
 
 
-@dataclass
+@record
 class AllOf(Expectation):
     parts: list[Expectation]
     text: str

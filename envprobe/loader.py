@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,6 +19,7 @@ from envprobe import expect as expectmod
 from envprobe.errors import ConfigError, Problem
 from envprobe.model import Severity, Text
 from envprobe.probes.base import Probe
+from envprobe.record import field, record
 from envprobe.registry import Registry, RegistryError, did_you_mean
 from envprobe.schema import Field, Model, ValidationError, field_validator
 from envprobe.secrets import Masker, substitute_env
@@ -238,7 +238,7 @@ def json_schema(registry: Registry | None = None) -> dict[str, Any]:
 
 
 # -- the loaded plan --------------------------------------------------------------------------------------
-@dataclass
+@record
 class FieldExpectation:
     field: str
     raw: Any
@@ -246,7 +246,7 @@ class FieldExpectation:
     unit: str | None
 
 
-@dataclass
+@record
 class PlannedCheck:
     id: str
     title: Text
@@ -265,7 +265,7 @@ class PlannedCheck:
     line: int | None = None
 
 
-@dataclass
+@record
 class Plan:
     name: Text
     path: str

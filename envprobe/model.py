@@ -6,9 +6,10 @@ Nothing here does I/O. The serialized form of :class:`Run` is a public contract 
 from __future__ import annotations
 
 import datetime as _dt
-from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
+
+from envprobe.record import field, record
 
 SCHEMA_VERSION = 1
 LANGS = ("zh-CN", "en")
@@ -69,7 +70,7 @@ def iso(ts: _dt.datetime) -> str:
     return ts.astimezone(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
 
 
-@dataclass
+@record
 class Result:
     check: str
     title: Text
@@ -143,7 +144,7 @@ def summarize(results: list[Result]) -> dict[str, Any]:
     return {**counts, "verdict": verdict.value}
 
 
-@dataclass
+@record
 class Run:
     version: str
     checklist_name: Text | str

@@ -12,10 +12,10 @@ import importlib.util
 import os
 import re
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 from envprobe.probes.base import Probe
+from envprobe.record import record
 
 GROUP = "envprobe.probes"
 
@@ -31,7 +31,7 @@ def did_you_mean(name: str, choices: list[str] | set[str]) -> str:
     return close[0] if close else ""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class EntryPoint:
     name: str
     value: str  # "module:attr"

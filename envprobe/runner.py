@@ -12,7 +12,6 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from envprobe import __version__
@@ -21,6 +20,7 @@ from envprobe.debuglog import DebugLog
 from envprobe.loader import Plan, PlannedCheck
 from envprobe.model import Result, Run, Severity, Status, Text, iso, join_text, t, utcnow
 from envprobe.probes.base import ProbeContext, ProbeError
+from envprobe.record import field, record
 from envprobe.schema import Model
 from envprobe.transport.base import Source, Transport, TransportError
 
@@ -29,7 +29,7 @@ _NEEDS_OK = {Status.PASS, Status.WARN}
 _GRACE = 1.0
 
 
-@dataclass
+@record
 class _Attempt:
     status: Status
     message: Text
@@ -38,7 +38,7 @@ class _Attempt:
     hint: Text | None = None
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Unit:
     check: PlannedCheck
     host: str

@@ -17,8 +17,9 @@ import enum
 import sys
 import types
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Union, get_args, get_origin
+
+from envprobe.record import record
 
 _MISSING: Any = object()
 Loc = tuple[Any, ...]
@@ -51,7 +52,7 @@ def _err(loc: Loc, msg: str, etype: str) -> _Invalid:
 
 
 # -- fields -----------------------------------------------------------------------------------------------
-@dataclass
+@record
 class FieldInfo:
     default: Any = _MISSING
     default_factory: Callable[[], Any] | None = None

@@ -20,7 +20,6 @@ import ipaddress
 import os
 import re
 import socket
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import psutil
@@ -28,6 +27,7 @@ import psutil
 from envprobe.model import Text, join_text, t
 from envprobe.probes.base import Facts, Probe, ProbeContext
 from envprobe.probes.system import bad_input, need_text
+from envprobe.record import record
 from envprobe.schema import Field, Model, field_validator
 from envprobe.transport.base import CommandResult, Source
 
@@ -137,7 +137,7 @@ def decode_proc_addr(hexaddr: str) -> Addr:
     raise ValueError(f"not an address: {hexaddr}")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Sock:
     ip: Addr
     listening: bool

@@ -11,8 +11,9 @@ import socket
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, TypeVar, cast
+
+from envprobe.record import record
 
 T = TypeVar("T")
 
@@ -21,7 +22,7 @@ class TransportError(Exception):
     """The transport could not perform an operation (host unreachable, file unreadable, ...)."""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class CommandResult:
     rc: int
     stdout: str
@@ -34,7 +35,7 @@ class CommandResult:
         return self.rc == 0 and not self.timed_out
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Source:
     """A piece of raw data a shell-path probe needs: a file's contents or a command's output.
 
