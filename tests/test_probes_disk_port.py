@@ -541,3 +541,35 @@ def test_port_as_an_unprivileged_user(listener):
         assert theirs["listening"] and theirs["addresses"] == [f"127.0.0.1:{listener}"], theirs
         assert theirs["pid"] is None and theirs["process"] is None, theirs
         assert theirs["pid"] != os.getpid()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/net")
+def test_linux_socket_table_agrees_with_psutil():
+    import psutil
+
+    from envprobe.probes.port import _all_connections, _linux_sockets
+
+    tcp = socket.socket(socket.AF_INET6)
+    tcp.bind(("::1", 0))
+    tcp.listen()
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("127.0.0.1", 0))
+    try:
+        compared = 0
+        for kind in ("tcp", "udp"):
+            conns = _all_connections(kind)
+            for port in {c.laddr.port for c, _ in conns if c.laddr}:
+                ours = sorted((str(s.ip), s.listening, s.pid) for s in _linux_sockets(port, kind))
+                theirs = sorted(
+                    (c.laddr.ip, c.status == psutil.CONN_LISTEN if kind == "tcp" else not c.raddr, pid)
+                    for c, pid in conns if c.laddr and c.laddr.port == port
+                )
+                assert ours == theirs, (kind, port)
+                compared += 1
+        assert compared >= 2
+        mine = _linux_sockets(tcp.getsockname()[1], "tcp")
+        assert [(str(s.ip), s.listening, s.pid) for s in mine] == [("::1", True, os.getpid())]
+        assert _linux_sockets(udp.getsockname()[1], "udp")[0].pid == os.getpid()
+    finally:
+        tcp.close()
+        udp.close()

@@ -20,6 +20,7 @@ import ipaddress
 import os
 import re
 import socket
+import sys
 from typing import Any, Literal
 
 import psutil
@@ -352,10 +353,60 @@ def _all_connections(kind: str) -> list[tuple[Any, int | None]]:
         return conns
 
 
+def _linux_sockets(port: int, kind: str) -> list[Sock]:
+    """Sockets on the port from /proc/net (Linux). Owners are looked up only for the sockets found, and the
+    walk over /proc/*/fd stops once every one is placed: a free port costs two small file reads instead of
+    psutil's walk over every descriptor of every process."""
+    found: dict[int, tuple[Addr, bool]] = {}
+    for fam in ("", "6"):
+        try:
+            with open(f"/proc/net/{kind}{fam}", encoding="utf-8", errors="replace") as fh:
+                lines = fh.read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            cols = line.split()
+            if len(cols) < 10:
+                continue
+            local, remote, state, inode = cols[1], cols[2], cols[3], cols[9]
+            hexip, _, hexport = local.partition(":")
+            try:
+                if int(hexport, 16) != port:
+                    continue
+                ip = decode_proc_addr(hexip)
+            except ValueError:
+                continue
+            listening = state == "0A" if kind == "tcp" else remote.partition(":")[2] == "0000"
+            found[int(inode)] = (ip, listening)
+    owners: dict[int, int] = {}
+    wanted = {f"socket:[{i}]" for i in found if i}
+    if wanted:
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                fds = os.scandir(f"/proc/{entry.name}/fd")
+            except OSError:
+                continue
+            with fds:
+                for fd in fds:
+                    try:
+                        link = os.readlink(fd.path)
+                    except OSError:
+                        continue
+                    if link in wanted:
+                        owners.setdefault(int(link[8:-1]), int(entry.name))
+            if len(owners) == len(wanted):
+                break
+    return [Sock(ip, listening, pid=owners.get(inode), inode=inode) for inode, (ip, listening) in found.items()]
+
+
 def native_sockets(port: int, protocol: str, ctx: ProbeContext | None = None) -> list[Sock]:
-    """Sockets on the port. With a context, the socket table is read once per scan and shared by every port
-    check on the host (reading it walks every process's file descriptors)."""
+    """Sockets on the port. Elsewhere than Linux through psutil; there, with a context, the socket table is
+    read once per scan and shared by every port check on the host (it walks every process's descriptors)."""
     kind = "tcp" if protocol == "tcp" else "udp"
+    if sys.platform.startswith("linux"):
+        return _linux_sockets(port, kind)
     rows: list[tuple[str, str, int | None]] = []
     if ctx is not None:
         conns = ctx.transport.memo(f"port.connections.{kind}", lambda: _all_connections(kind))
