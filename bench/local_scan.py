@@ -208,15 +208,16 @@ def child_env(fx: Fixtures, as_is: bool) -> dict[str, str]:
     """The environment both tools run in.
 
     By default, bytecode is cached the way it is on any machine where the tools are installed: a
-    PYTHONDONTWRITEBYTECODE inherited from the caller is dropped and .pyc files go to a cache in the
-    benchmark's temp dir (PYTHONPYCACHEPREFIX, filled by the warm-up run), so neither the source tree nor
-    bench/ gets __pycache__ directories. Without that, every run recompiles envprobe's (editable) modules
-    and pytest re-rewrites the asserts of every plugin module, which is start-up cost no installed tool pays.
+    PYTHONDONTWRITEBYTECODE (or PYTHONPYCACHEPREFIX) inherited from the caller is dropped, so .pyc files live
+    in the usual __pycache__ folders (git ignores them; the warm-up run writes what is missing). Without
+    that, every run recompiles envprobe's (editable) modules and pytest re-rewrites the asserts of every
+    plugin module — start-up cost no installed tool pays. A cache prefix elsewhere is no substitute: Python
+    then looks up even the standard library's bytecode there, which slows every import of both tools.
     """
     env = dict(os.environ)
     if not as_is:
         env.pop("PYTHONDONTWRITEBYTECODE", None)
-        env["PYTHONPYCACHEPREFIX"] = str(fx.work_dir / "pycache")
+        env.pop("PYTHONPYCACHEPREFIX", None)
     return env
 
 
@@ -379,7 +380,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         say("environment: " + ("as is (" + ", ".join(f"{k}={os.environ[k]}" for k in
                                                       ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")
                                                       if k in os.environ) + ")"
-                               if args.as_is else "bytecode cached in the temp dir; pytest hypothesis plugin off"))
+                               if args.as_is else "bytecode cached in __pycache__; pytest hypothesis plugin off"))
         say(f"fixtures: listener 127.0.0.1:{fx.listen_port}, free port {fx.free_port}, "
             f"marker pid {fx.marker_proc.pid} ({fx.marker}), file {fx.hash_file}")
         for tool in tools:

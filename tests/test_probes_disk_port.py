@@ -544,11 +544,17 @@ def test_port_as_an_unprivileged_user(listener):
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/net")
-def test_linux_socket_table_agrees_with_psutil():
+@pytest.mark.parametrize("netlink", [True, False], ids=["netlink", "proc-net"])
+def test_linux_socket_table_agrees_with_psutil(netlink, monkeypatch):
+    """Listeners (all the port facts use) as psutil sees them, by both Linux sources."""
     import psutil
 
-    from envprobe.probes.port import _all_connections, _linux_sockets
+    from envprobe.probes import port as portmod
 
+    if not netlink:
+        monkeypatch.setattr(portmod, "_netlink_listeners", lambda port, kind: None)
+    else:
+        assert portmod._netlink_listeners(1, "tcp") is not None, "sock_diag netlink should answer here"
     tcp = socket.socket(socket.AF_INET6)
     tcp.bind(("::1", 0))
     tcp.listen()
@@ -557,19 +563,19 @@ def test_linux_socket_table_agrees_with_psutil():
     try:
         compared = 0
         for kind in ("tcp", "udp"):
-            conns = _all_connections(kind)
+            conns = portmod._all_connections(kind)
             for port in {c.laddr.port for c, _ in conns if c.laddr}:
-                ours = sorted((str(s.ip), s.listening, s.pid) for s in _linux_sockets(port, kind))
+                ours = sorted((str(s.ip), s.pid) for s in portmod._linux_sockets(port, kind) if s.listening)
                 theirs = sorted(
-                    (c.laddr.ip, c.status == psutil.CONN_LISTEN if kind == "tcp" else not c.raddr, pid)
-                    for c, pid in conns if c.laddr and c.laddr.port == port
+                    (c.laddr.ip, pid) for c, pid in conns if c.laddr and c.laddr.port == port
+                    and (c.status == psutil.CONN_LISTEN if kind == "tcp" else not c.raddr)
                 )
                 assert ours == theirs, (kind, port)
                 compared += 1
         assert compared >= 2
-        mine = _linux_sockets(tcp.getsockname()[1], "tcp")
-        assert [(str(s.ip), s.listening, s.pid) for s in mine] == [("::1", True, os.getpid())]
-        assert _linux_sockets(udp.getsockname()[1], "udp")[0].pid == os.getpid()
+        mine = [s for s in portmod._linux_sockets(tcp.getsockname()[1], "tcp") if s.listening]
+        assert [(str(s.ip), s.pid) for s in mine] == [("::1", os.getpid())]
+        assert portmod._linux_sockets(udp.getsockname()[1], "udp")[0].pid == os.getpid()
     finally:
         tcp.close()
         udp.close()
