@@ -7,6 +7,7 @@ interrupt ends the run with partial results and every unfinished unit marked as 
 
 from __future__ import annotations
 
+import datetime
 import queue
 import threading
 import time
@@ -36,6 +37,13 @@ class _Attempt:
     observed: dict[str, Any] = field(default_factory=dict)
     details: list[dict[str, Any]] = field(default_factory=list)
     hint: Text | None = None
+
+
+@record
+class _UnitState:
+    started: datetime.datetime
+    t0: float
+    attempts: int = 0
 
 
 @record(frozen=True)
@@ -117,69 +125,53 @@ class Runner:
         self.prefer_native = prefer_native
         self.debug_log = debug_log
         self.host_facts = host_facts
-        self._events: queue.Queue[tuple[Unit, Result]] = queue.Queue()
+        self._events: queue.Queue[tuple[tuple[str, str], int, _Attempt]] = queue.Queue()
 
-    # -- one unit --------------------------------------------------------------------------------------
+    # -- one attempt ------------------------------------------------------------------------------------
     def _attempt(self, unit: Unit, transport: Transport) -> _Attempt:
+        """Run the probe once, in the calling thread; every failure becomes an outcome, never an exception."""
         check = unit.check
-        probe = check.probe()
-        box: dict[str, Any] = {}
         ctx = ProbeContext(transport, unit.host, check.timeout, prefer_native=self.prefer_native)
-
-        def target() -> None:
-            try:
-                box["facts"] = probe.collect(ctx, check.params)
-                box["note"] = probe.note(check.params, box["facts"])
-            except BaseException as exc:  # noqa: BLE001 - any failure of a probe is a result, not a crash
-                box["exc"] = exc
-                box["tb"] = traceback.format_exc()
-
-        th = threading.Thread(target=target, name=f"probe-{check.id}@{unit.host}", daemon=True)
-        th.start()
-        # a little grace so a probe that enforces its own deadline can report it in its own words
-        th.join(check.timeout + _GRACE)
-        if th.is_alive():
-            return _Attempt(Status.ERROR, t(
-                f"no answer within {check.timeout:g} s: the probe was abandoned (raise 'timeout:' if the host is slow)",
-                f"{check.timeout:g} 秒内无结果，已放弃该探针（主机较慢时可调大 'timeout:'）",
-            ))
-        if "exc" in box:
-            exc = box["exc"]
-            if isinstance(exc, ProbeError):
-                return _Attempt(Status.ERROR, exc.message, hint=exc.hint)
-            if isinstance(exc, TransportError):
-                return _Attempt(Status.ERROR, t(f"could not reach the host: {exc}", f"无法访问主机：{exc}"))
-            self._log("error", f"probe {check.probe_name} crashed on {unit.host}:\n{box['tb']}")
+        try:
+            probe = check.probe()
+            facts = probe.collect(ctx, check.params)
+            note = probe.note(check.params, facts)
+        except ProbeError as exc:
+            return _Attempt(Status.ERROR, exc.message, hint=exc.hint)
+        except TransportError as exc:
+            return _Attempt(Status.ERROR, t(f"could not reach the host: {exc}", f"无法访问主机：{exc}"))
+        except Exception as exc:  # noqa: BLE001 - any failure of a probe is a result, not a crash
+            self._log("error", f"probe {check.probe_name} crashed on {unit.host}:\n{traceback.format_exc()}")
             where = f" (traceback in {self.debug_log.path})" if self.debug_log else ""
             where_zh = f"（详情见 {self.debug_log.path}）" if self.debug_log else ""
             return _Attempt(Status.ERROR, t(
                 f"probe {check.probe_name} crashed: {type(exc).__name__}: {exc}{where}",
                 f"探针 {check.probe_name} 运行出错：{type(exc).__name__}: {exc}{where_zh}",
             ))
-        facts = box["facts"]
         if not isinstance(facts, Model):
             facts = check.probe.Facts.model_validate(facts)
-        status, message, details = evaluate(check, facts, box.get("note"))
+        status, message, details = evaluate(check, facts, note)
         return _Attempt(status, message, facts.model_dump(mode="json"), details)
 
-    def _run_unit(self, unit: Unit) -> None:
+    def _attempt_thread(self, unit: Unit, number: int) -> None:
+        try:
+            outcome = self._attempt(unit, self.transports[unit.host])
+        except BaseException as exc:  # noqa: BLE001 - the scheduler must always hear back
+            self._log("error", f"internal error on {unit.check.id}@{unit.host}: {traceback.format_exc()}")
+            outcome = _Attempt(Status.ERROR, t(f"internal error: {exc}", f"内部错误：{exc}"))
+        self._events.put((unit.key, number, outcome))
+
+    def _timed_out(self, check: PlannedCheck) -> _Attempt:
+        return _Attempt(Status.ERROR, t(
+            f"no answer within {check.timeout:g} s: the probe was abandoned (raise 'timeout:' if the host is slow)",
+            f"{check.timeout:g} 秒内无结果，已放弃该探针（主机较慢时可调大 'timeout:'）",
+        ))
+
+    def _final(self, unit: Unit, state: _UnitState, outcome: _Attempt) -> Result:
         check = unit.check
-        started = utcnow()
-        t0 = time.perf_counter()
-        transport = self.transports[unit.host]
-        attempts = 0
-        while True:
-            attempts += 1
-            outcome = self._attempt(unit, transport)
-            if outcome.status is Status.PASS or attempts > check.retries:
-                break
-            self._log("info", f"check {check.id} on {unit.host}: attempt {attempts} gave {outcome.status.value}; "
-                              f"retrying in {check.retry_delay:.1f}s")
-            time.sleep(check.retry_delay)
-            transport.forget()
         status, message = outcome.status, outcome.message
-        if attempts > 1:
-            message = join_text(message, t(f"(after {attempts} attempts)", f"（共尝试 {attempts} 次）"))
+        if state.attempts > 1:
+            message = join_text(message, t(f"(after {state.attempts} attempts)", f"（共尝试 {state.attempts} 次）"))
         result = Result(
             check=check.id,
             title=check.title,
@@ -191,13 +183,13 @@ class Runner:
             message=message,
             expected={fe.field: fe.expectation.display() for fe in check.expectations},
             observed=outcome.observed,
-            started_at=iso(started),
-            duration_ms=int((time.perf_counter() - t0) * 1000),
+            started_at=iso(state.started),
+            duration_ms=int((time.perf_counter() - state.t0) * 1000),
             hint=None if status is Status.PASS else (outcome.hint or advice_for(check, outcome.details)),
-            attempts=attempts,
+            attempts=state.attempts,
             details=outcome.details,
         )
-        self._events.put((unit, self._mask(result)))
+        return self._mask(result)
 
     def _mask(self, r: Result) -> Result:
         m = self.plan.masker
@@ -226,22 +218,51 @@ class Runner:
         return out
 
     def run(self) -> Run:
+        """Run every unit. One thread per attempt; this thread schedules, enforces the per-attempt timeout
+        (abandoning an attempt that overstays; its command was started with the same deadline and is killed
+        by the transport) and schedules retries after their delay, so no thread ever sleeps on a retry."""
         run = Run(version=__version__, checklist_name=self.plan.name, checklist_path=self.plan.path,
                   started_at=iso(utcnow()), lang=self.plan.lang)
         units = self.units()
         order = {u.key: i for i, u in enumerate(units)}
+        by_key = {u.key: u for u in units}
         results: dict[tuple[str, str], Result] = {}
         pending = list(units)
-        running: set[tuple[str, str]] = set()
+        running: dict[tuple[str, str], tuple[int, float]] = {}  # key -> (attempt number, deadline)
+        retries: list[tuple[float, tuple[str, str]]] = []  # (when, key), kept sorted
+        states: dict[tuple[str, str], _UnitState] = {}
         self._prefetch(units)
         facts_thread = None
         facts: dict[str, dict[str, Any]] = {}
         if self.host_facts:
             facts_thread = threading.Thread(target=self._collect_host_facts, args=(facts,), daemon=True)
             facts_thread.start()
+
+        def start(unit: Unit) -> None:
+            st = states.setdefault(unit.key, _UnitState(started=utcnow(), t0=time.perf_counter()))
+            st.attempts += 1
+            running[unit.key] = (st.attempts, time.monotonic() + unit.check.timeout + _GRACE)
+            threading.Thread(target=self._attempt_thread, args=(unit, st.attempts), daemon=True,
+                             name=f"check-{unit.check.id}@{unit.host}#{st.attempts}").start()
+
+        def settle(key: tuple[str, str], outcome: _Attempt) -> None:
+            unit, st = by_key[key], states[key]
+            del running[key]
+            if outcome.status is not Status.PASS and st.attempts <= unit.check.retries:
+                self._log("info", f"check {unit.check.id} on {unit.host}: attempt {st.attempts} gave "
+                                  f"{outcome.status.value}; retrying in {unit.check.retry_delay:.1f}s")
+                retries.append((time.monotonic() + unit.check.retry_delay, key))
+                retries.sort()
+                return
+            self._record(results, self._final(unit, st, outcome))
+
         try:
-            while pending or running:
-                progressed = False
+            while pending or running or retries:
+                now = time.monotonic()
+                while retries and retries[0][0] <= now and len(running) < self.forks:
+                    key = retries.pop(0)[1]
+                    self.transports[key[1]].forget()  # a retry observes afresh
+                    start(by_key[key])
                 for unit in list(pending):
                     if len(running) >= self.forks:
                         break
@@ -249,37 +270,44 @@ class Runner:
                     if any(k not in results for k in needs):
                         continue
                     pending.remove(unit)
-                    progressed = True
                     blocked = [k[0] for k in needs if results[k].status not in _NEEDS_OK]
                     if blocked:
                         names = ", ".join(f"{b} ({results[(b, unit.host)].status.value})" for b in blocked)
                         self._record(results, self._skip(unit, t(f"skipped: needs {names}, which did not pass",
                                                                  f"已跳过：依赖的检查 {names} 未通过")))
                         continue
-                    running.add(unit.key)
-                    threading.Thread(target=self._guarded, args=(unit,), daemon=True,
-                                     name=f"check-{unit.check.id}@{unit.host}").start()
-                if progressed and not running:
-                    continue
+                    start(unit)
+                if len(running) < self.forks and any(
+                    all((n, u.host) in results for n in u.check.needs) for u in pending
+                ):
+                    continue  # skips just made more units ready: schedule them without waiting
+                wake = [d for _, d in running.values()] + [w for w, _ in retries[:1]]
+                wait = max(0.0, min([*wake, now + 0.5]) - time.monotonic())
                 try:
-                    done_unit, result = self._events.get(timeout=0.2)
+                    key, number, outcome = self._events.get(timeout=wait)
+                    if running.get(key, (None,))[0] == number:
+                        settle(key, outcome)
                 except queue.Empty:
-                    continue
-                running.discard(done_unit.key)
-                self._record(results, result)
+                    pass
+                now = time.monotonic()
+                for k, (_, deadline) in list(running.items()):
+                    if deadline <= now:  # the attempt overstayed: abandon it (its late answer is ignored)
+                        settle(k, self._timed_out(by_key[k].check))
         except KeyboardInterrupt:
             run.interrupted = True
             while True:  # keep what finished in the meantime
                 try:
-                    done_unit, result = self._events.get_nowait()
+                    key, number, outcome = self._events.get_nowait()
                 except queue.Empty:
                     break
-                running.discard(done_unit.key)
-                self._record(results, result)
+                if running.get(key, (None,))[0] == number:
+                    del running[key]
+                    self._record(results, self._final(by_key[key], states[key], outcome))
             for unit in units:
                 if unit.key not in results:
-                    was = "while it was running" if unit.key in running else "before it ran"
-                    zh = "运行中被中断" if unit.key in running else "未开始即被中断"
+                    busy = unit.key in running or any(k == unit.key for _, k in retries)
+                    was = "while it was running" if busy else "before it ran"
+                    zh = "运行中被中断" if busy else "未开始即被中断"
                     results[unit.key] = self._skip(unit, t(f"interrupted {was}", zh))
         if facts_thread is not None:
             facts_thread.join(0 if run.interrupted else 15)
@@ -293,13 +321,6 @@ class Runner:
     def _log(self, level: str, text: str) -> None:
         if self.debug_log is not None:
             self.debug_log.write(level, text)
-
-    def _guarded(self, unit: Unit) -> None:
-        try:
-            self._run_unit(unit)
-        except BaseException as exc:  # noqa: BLE001 - the scheduler must always hear back
-            self._log("error", f"internal error on {unit.check.id}@{unit.host}: {traceback.format_exc()}")
-            self._events.put((unit, self._skip(unit, t(f"internal error: {exc}", f"内部错误：{exc}"))))
 
     def _record(self, results: dict[tuple[str, str], Result], r: Result) -> None:
         results[(r.check, r.host)] = r

@@ -180,3 +180,33 @@ checks:
     assert msgs["long"] == "interrupted while it was running"
     assert msgs["later"] == "interrupted before it ran"
     assert "Traceback" not in stderr
+
+
+def test_a_timed_out_attempt_is_retried(tmp_path: Path):
+    counter = tmp_path / "n"
+    t0 = time.perf_counter()
+    run = run_text(f"""\
+version: 1
+checks:
+  - id: hangs-once
+    probe: command
+    timeout: 1
+    with: {{run: "echo x >> {counter}; if [ $(wc -l < {counter}) -eq 1 ]; then sleep 20; fi; echo done"}}
+    expect: {{stdout: done}}
+    retry: {{times: 1, delay: 100ms}}
+""", tmp_path)
+    r = by_id(run)["hangs-once"]
+    assert r.status is Status.PASS and r.attempts == 2, r.message
+    assert time.perf_counter() - t0 < 6
+
+
+def test_chains_of_skips_do_not_stall_the_scheduler(tmp_path: Path):
+    checks = ["  - {id: c0, probe: command, with: {run: 'exit 1'}, expect: {exit_code: 0}}"]
+    # declared in reverse order, so each skip makes the previous entry ready
+    checks += [f"  - {{id: c{i}, probe: command, with: {{run: 'true'}}, needs: [c{i - 1}]}}" for i in range(12, 0, -1)]
+    t0 = time.perf_counter()
+    run = run_text("version: 1\nchecks:\n" + "\n".join(checks) + "\n", tmp_path, forks=1)
+    assert time.perf_counter() - t0 < 2
+    statuses = {r.check: r.status for r in run.results}
+    assert statuses["c0"] is Status.FAIL
+    assert all(statuses[f"c{i}"] is Status.SKIP for i in range(1, 13))
