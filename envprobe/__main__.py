@@ -1,4 +1,4 @@
-from envprobe.cli import main
+from envprobe._entry import main
 
 if __name__ == "__main__":
     main()
