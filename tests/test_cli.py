@@ -322,3 +322,19 @@ def test_crash_traceback_goes_to_the_debug_log_masked(write, tmp_path):
     cl2 = write("ok.yaml", "version: 1\nchecks:\n  - {id: ok, probe: command, with: {run: 'true'}}\n")
     assert cli("scan", str(cl2), "--debug-log", str(log)).code == 0
     assert not log.exists()
+
+
+def test_readme_plugin_example_works(write, tmp_path):
+    import re
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    code = re.search(r"```python\n(.*?)```", readme, re.S).group(1)
+    write("probes/license.py", code)
+    lic = write("license.lic", "customer=ACME days_left=42\n")
+    cl = write("c.yaml", f"version: 1\nprobe_paths: [probes]\nchecks:\n"
+                         f"  - {{id: license, probe: mes_license, with: {{path: '{lic}'}}, expect: {{days_left: '>= 30'}}}}\n"
+                         f"  - {{id: license-long, probe: mes_license, with: {{path: '{lic}'}}, expect: {{days_left: '>= 60'}}}}\n")
+    res = cli("scan", str(cl), "--json", str(tmp_path / "r.json"))
+    statuses = [r["status"] for r in json.loads((tmp_path / "r.json").read_text())["results"]]
+    assert res.code == 1 and statuses == ["pass", "fail"], res.out + res.err
+    assert cli("probes").code == 0
