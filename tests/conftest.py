@@ -7,7 +7,9 @@ skip would hide a provisioning bug in scripts/test.
 from __future__ import annotations
 
 import io
+import ipaddress
 import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +26,28 @@ def need(condition: bool, reason: str) -> None:
     if os.environ.get("CI"):
         pytest.fail(f"required in CI but missing: {reason}")
     pytest.skip(reason)
+
+
+_real_getaddrinfo = socket.getaddrinfo
+
+
+def _guarded_getaddrinfo(host, *args, **kwargs):  # type: ignore[no-untyped-def]
+    """Network rule: tests never resolve names through the system resolver (it points off-machine)."""
+    name = host.decode() if isinstance(host, bytes) else host
+    if name is not None and name != "localhost":
+        try:
+            ipaddress.ip_address(name.split("%", 1)[0])
+        except ValueError:
+            raise AssertionError(
+                f"a test tried to resolve {name!r} through the system resolver; use an IP address, an explicit "
+                "nameserver, or a namespace with its own resolv.conf"
+            ) from None
+    return _real_getaddrinfo(host, *args, **kwargs)
+
+
+@pytest.fixture(autouse=True)
+def _no_system_resolver(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(socket, "getaddrinfo", _guarded_getaddrinfo)
 
 
 @dataclass
