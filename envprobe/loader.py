@@ -332,6 +332,7 @@ def load_text(
     cli_vars: dict[str, str] | None = None,
     environ: dict[str, str] | None = None,
     base_dir: Path | None = None,
+    inventory: Any = None,
 ) -> Plan:
     environ = dict(os.environ) if environ is None else environ
     doc = YamlDoc(text, filename)
@@ -380,9 +381,24 @@ def load_text(
         except RegistryError as exc:
             problems.append(doc.problem(("probe_paths", i), str(exc)))
 
-    renderer = _Renderer(variables)
+    inv = inventory
     seen_ids: dict[str, int] = {}
     checks: list[PlannedCheck] = []
+    renderers: dict[str, _Renderer] = {}
+
+    def renderer_for(host: str) -> _Renderer:
+        """Variables for one host: checklist vars < inventory vars < the host's vars < --var."""
+        if host not in renderers:
+            scoped: dict[str, Any] = dict(spec.vars)
+            if inv is not None:
+                scoped.update(inv.vars)
+                if host in inv.hosts:
+                    scoped.update(inv.hosts[host].spec.vars)
+                    scoped.setdefault("inventory_hostname", host)
+            scoped.update(cli_vars or {})
+            renderers[host] = _Renderer(scoped)
+        return renderers[host]
+
     for i, c in valid_checks:
         cpath: Path_ = ("checks", i)
         line = doc.where(cpath)[0]
@@ -396,59 +412,24 @@ def load_text(
         except RegistryError as exc:
             problems.append(doc.problem((*cpath, "probe"), str(exc)))
             continue
-
-        def render(value: Any, path: Path_) -> Any:
-            return _render_tree(value, path, renderer, environ, masker, doc, problems)
-
-        raw_params = render(c.with_, (*cpath, "with"))
-        try:
-            params = probe_cls.Params.model_validate(raw_params)
-        except ValidationError as exc:
-            allowed = {(): list(probe_cls.Params.model_fields)}
-            problems.extend(_schema_problems(doc, exc, (*cpath, "with"), allowed))
-            continue
-
+        hosts = _expand_hosts(c.hosts, inv, doc, (*cpath, "hosts"), problems)
+        if c.from_ is not None and c.from_ not in ("local", "localhost") and (inv is None or c.from_ not in inv.hosts):
+            hint = inv.suggest(c.from_) if inv is not None else ""
+            where = "the inventory" if inv is not None else "an inventory (-i FILE)"
+            problems.append(doc.problem((*cpath, "from"), f"unknown host {c.from_!r}: 'from' names one host of {where}"
+                                        + (f"; did you mean {hint}?" if hint else "")))
         fields = probe_cls.fields()
-        exps: list[FieldExpectation] = []
-        for fname, rawspec in c.expect.items():
-            fpath = (*cpath, "expect", fname)
+        for fname in c.expect:
             if fname not in fields:
                 hint = did_you_mean(str(fname), list(fields))
                 msg = f"probe {c.probe!r} observes no field {fname!r}"
                 msg += f"; did you mean {hint}?" if hint else ""
                 msg += f" (observed fields: {', '.join(fields)})"
-                problems.append(doc.problem(fpath, msg, key=True))
-                continue
-            rendered = render(rawspec, fpath)
-            unit = field_unit(probe_cls, fname)
-            try:
-                exp = expectmod.parse(rendered, unit, where=f"{c.probe}.{fname}")
-            except expectmod.ExpectSyntaxError as exc:
-                problems.append(doc.problem(fpath, str(exc)))
-                continue
-            exps.append(FieldExpectation(fname, masker.mask(rendered), exp, unit))
-
-        title = _text(c.title, c.id)
-        title = {k: _render_plain(v, renderer, doc, (*cpath, "title"), problems) for k, v in title.items()}
-        checks.append(
-            PlannedCheck(
-                id=c.id,
-                title=title,
-                probe_name=c.probe,
-                probe=probe_cls,
-                params=params,
-                expectations=exps,
-                severity=c.severity,
-                hosts=c.hosts,
-                from_=c.from_,
-                needs=c.needs,
-                retries=c.retry.times if c.retry else 0,
-                retry_delay=c.retry.delay if c.retry else 0.0,
-                timeout=c.timeout or DEFAULT_TIMEOUT,
-                hint=_text(c.hint, "") if c.hint else None,
-                line=line,
-            )
-        )
+                problems.append(doc.problem((*cpath, "expect", fname), msg, key=True))
+        for host in hosts:
+            planned = _plan_check(c, i, host, probe_cls, renderer_for(host), environ, masker, doc, problems, line)
+            if planned is not None:
+                checks.append(planned)
 
     ids = {c.id for _, c in valid_checks}
     for i, c in valid_checks:
@@ -459,19 +440,20 @@ def load_text(
                                             f"unknown check id {need!r}" + (f"; did you mean {hint}?" if hint else "")))
             elif need == c.id:
                 problems.append(doc.problem(("checks", i, "needs", j), "a check cannot need itself"))
+    planned = {(c.id, c.hosts[0]) for c in checks}
+    by_id = {c.id: i for i, c in valid_checks}
+    for c in checks:
+        for j, need in enumerate(c.needs):
+            if need in by_id and (need, c.hosts[0]) not in planned:
+                problems.append(doc.problem(("checks", by_id[c.id], "needs", j),
+                                            f"{c.id!r} runs on {c.hosts[0]!r} but {need!r} does not; a check can only "
+                                            "need checks that run on the same hosts"))
     cycle = _find_cycle({c.id: c.needs for _, c in valid_checks})
     if cycle:
         idx = next(i for i, c in valid_checks if c.id == cycle[0])
         problems.append(doc.problem(("checks", idx, "needs"), "dependency cycle: " + " → ".join(cycle)))
-    for i, c in valid_checks:
-        for j, h in enumerate(c.hosts):
-            if h not in ("local", "localhost"):
-                problems.append(doc.problem(("checks", i, "hosts", j),
-                                            f"unknown host {h!r}: without an inventory only 'local' is available"))
-        if c.from_ is not None and c.from_ not in ("local", "localhost"):
-            problems.append(doc.problem(("checks", i, "from"),
-                                        f"unknown host {c.from_!r}: without an inventory only 'local' is available"))
     if problems:
+        problems = list({str(p): p for p in problems}.values())  # per-host rendering repeats a problem
         problems.sort(key=lambda p: (p.line or 0, p.column or 0))
         raise ConfigError([_masked_problem(p, masker) for p in problems])
 
@@ -481,6 +463,84 @@ def load_text(
 
 def _masked_problem(p: Problem, masker: Masker) -> Problem:
     return Problem(p.file, p.line, p.column, p.field, masker.text(p.message))
+
+
+def _expand_hosts(patterns: list[str], inv: Any, doc: YamlDoc, path: Path_, problems: list[Problem]) -> list[str]:
+    """A check's ``hosts:`` (names, groups, globs, ``all``, ``local``) → concrete host names."""
+    out: list[str] = []
+    for j, pat in enumerate(patterns):
+        if pat in ("local", "localhost"):
+            out.append("local")
+            continue
+        found = inv.resolve(pat) if inv is not None else []
+        if not found:
+            if inv is None:
+                problems.append(doc.problem((*path, j), f"unknown host {pat!r}: without an inventory (-i FILE) only "
+                                                        "'local' is available"))
+            else:
+                hint = inv.suggest(pat)
+                problems.append(doc.problem((*path, j), f"unknown host or group {pat!r} in {inv.path}"
+                                                        + (f"; did you mean {hint}?" if hint else "")))
+            continue
+        out.extend(found)
+    return list(dict.fromkeys(out))
+
+
+def _plan_check(
+    c: CheckSpec, i: int, host: str, probe_cls: type[Probe], renderer: _Renderer, environ: dict[str, str],
+    masker: Masker, doc: YamlDoc, problems: list[Problem], line: int | None,
+) -> PlannedCheck | None:
+    """One check for one host: parameters and expectations rendered with that host's variables."""
+    cpath: Path_ = ("checks", i)
+
+    def render(value: Any, path: Path_) -> Any:
+        return _render_tree(value, path, renderer, environ, masker, doc, problems)
+
+    raw_params = render(c.with_, (*cpath, "with"))
+    try:
+        params = probe_cls.Params.model_validate(raw_params)
+    except ValidationError as exc:
+        allowed = {(): list(probe_cls.Params.model_fields)}
+        problems.extend(_schema_problems(doc, exc, (*cpath, "with"), allowed))
+        return None
+    fields = probe_cls.fields()
+    exps: list[FieldExpectation] = []
+    ok = True
+    for fname, rawspec in c.expect.items():
+        if fname not in fields:
+            ok = False
+            continue
+        fpath = (*cpath, "expect", fname)
+        rendered = render(rawspec, fpath)
+        unit = field_unit(probe_cls, fname)
+        try:
+            exp = expectmod.parse(rendered, unit, where=f"{c.probe}.{fname}")
+        except expectmod.ExpectSyntaxError as exc:
+            problems.append(doc.problem(fpath, str(exc)))
+            ok = False
+            continue
+        exps.append(FieldExpectation(fname, masker.mask(rendered), exp, unit))
+    if not ok:
+        return None
+    title = _text(c.title, c.id)
+    title = {k: _render_plain(v, renderer, doc, (*cpath, "title"), problems) for k, v in title.items()}
+    return PlannedCheck(
+        id=c.id,
+        title=title,
+        probe_name=c.probe,
+        probe=probe_cls,
+        params=params,
+        expectations=exps,
+        severity=c.severity,
+        hosts=[host],
+        from_=None if c.from_ in (None, "local", "localhost") and host == "local" else c.from_,
+        needs=c.needs,
+        retries=c.retry.times if c.retry else 0,
+        retry_delay=c.retry.delay if c.retry else 0.0,
+        timeout=c.timeout or DEFAULT_TIMEOUT,
+        hint=_text(c.hint, "") if c.hint else None,
+        line=line,
+    )
 
 
 def field_unit(probe: type[Probe], fname: str) -> str | None:
@@ -591,6 +651,7 @@ def load_file(
     registry: Registry,
     cli_vars: dict[str, str] | None = None,
     environ: dict[str, str] | None = None,
+    inventory: Any = None,
 ) -> Plan:
     p = Path(path)
     try:
@@ -605,4 +666,4 @@ def load_file(
         line = raw[: exc.start].count(b"\n") + 1
         msg = "not UTF-8 text; save the file as UTF-8 (GBK-encoded files must be converted)"
         raise ConfigError([Problem(str(path), line, None, "", msg)]) from None
-    return load_text(text, str(path), registry, cli_vars, environ, base_dir=p.resolve().parent)
+    return load_text(text, str(path), registry, cli_vars, environ, base_dir=p.resolve().parent, inventory=inventory)

@@ -225,6 +225,7 @@ class Runner:
                   started_at=iso(utcnow()), lang=self.plan.lang)
         units = self.units()
         order = {u.key: i for i, u in enumerate(units)}
+        planned = set(order)
         by_key = {u.key: u for u in units}
         results: dict[tuple[str, str], Result] = {}
         pending = list(units)
@@ -266,7 +267,7 @@ class Runner:
                 for unit in list(pending):
                     if len(running) >= self.forks:
                         break
-                    needs = [(n, unit.host) for n in unit.check.needs]
+                    needs = [(n, unit.host) for n in unit.check.needs if (n, unit.host) in planned]
                     if any(k not in results for k in needs):
                         continue
                     pending.remove(unit)
@@ -278,7 +279,7 @@ class Runner:
                         continue
                     start(unit)
                 if len(running) < self.forks and any(
-                    all((n, u.host) in results for n in u.check.needs) for u in pending
+                    all((n, u.host) in results or (n, u.host) not in planned for n in u.check.needs) for u in pending
                 ):
                     continue  # skips just made more units ready: schedule them without waiting
                 wake = [d for _, d in running.values()] + [w for w, _ in retries[:1]]
