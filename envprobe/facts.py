@@ -19,6 +19,13 @@ from envprobe.transport.base import Source, Transport, TransportError
 DISK_KEYS = ("mount", "fstype", "device", "total_gb", "free_gb", "used_percent")
 
 
+def summary_sources() -> list[Source]:
+    """What the shell path of the summary reads, for a remote host's single batch."""
+    none, cpu_params = NoParams(), CpuParams(sample_ms=0)
+    return [*OsProbe().sources(none), *CpuProbe().sources(cpu_params), *MemoryProbe().sources(none),
+            *DiskProbe().list_sources()]
+
+
 def host_summary(transport: Transport, prefer_native: bool = True, timeout: float = 10.0,
                  log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """{"os": {...}, "cpu": {...}, "memory": {...}, "disks": [{mount, fstype, device, total_gb, free_gb,

@@ -440,14 +440,14 @@ def load_text(
                                             f"unknown check id {need!r}" + (f"; did you mean {hint}?" if hint else "")))
             elif need == c.id:
                 problems.append(doc.problem(("checks", i, "needs", j), "a check cannot need itself"))
-    planned = {(c.id, c.hosts[0]) for c in checks}
-    by_id = {c.id: i for i, c in valid_checks}
-    for c in checks:
-        for j, need in enumerate(c.needs):
-            if need in by_id and (need, c.hosts[0]) not in planned:
-                problems.append(doc.problem(("checks", by_id[c.id], "needs", j),
-                                            f"{c.id!r} runs on {c.hosts[0]!r} but {need!r} does not; a check can only "
-                                            "need checks that run on the same hosts"))
+    planned_keys = {(pc.id, pc.hosts[0]) for pc in checks}
+    by_id = {spec_c.id: i for i, spec_c in valid_checks}
+    for pc in checks:
+        for j, need in enumerate(pc.needs):
+            if need in by_id and (need, pc.hosts[0]) not in planned_keys:
+                problems.append(doc.problem(("checks", by_id[pc.id], "needs", j),
+                                            f"{pc.id!r} runs on {pc.hosts[0]!r} but {need!r} does not; a check can "
+                                            "only need checks that run on the same hosts"))
     cycle = _find_cycle({c.id: c.needs for _, c in valid_checks})
     if cycle:
         idx = next(i for i, c in valid_checks if c.id == cycle[0])

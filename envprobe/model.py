@@ -88,6 +88,8 @@ class Result:
     attempts: int = 1
     # Per-field verdicts: [{"field", "expected", "observed", "ok"}]; lets reports show expected vs observed.
     details: list[dict[str, Any]] = field(default_factory=list)
+    #: Why a host could not be used (unreachable, timeout, auth-failed, hostkey-unknown, hostkey-changed).
+    reason: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -106,6 +108,7 @@ class Result:
             "hint": self.hint,
             "attempts": self.attempts,
             "details": self.details,
+            "reason": self.reason,
         }
 
     @classmethod
@@ -126,6 +129,7 @@ class Result:
             hint=d.get("hint"),
             attempts=int(d.get("attempts", 1)),
             details=d.get("details") or [],
+            reason=d.get("reason"),
         )
 
 

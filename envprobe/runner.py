@@ -37,6 +37,7 @@ class _Attempt:
     observed: dict[str, Any] = field(default_factory=dict)
     details: list[dict[str, Any]] = field(default_factory=list)
     hint: Text | None = None
+    reason: str | None = None
 
 
 @record
@@ -139,6 +140,10 @@ class Runner:
         except ProbeError as exc:
             return _Attempt(Status.ERROR, exc.message, hint=exc.hint)
         except TransportError as exc:
+            message = getattr(exc, "message", None)  # HostUnavailable: a classified, bilingual reason
+            if message is not None:
+                return _Attempt(Status.ERROR, message, hint=getattr(exc, "hint", None),
+                                reason=getattr(exc, "reason", None))
             return _Attempt(Status.ERROR, t(f"could not reach the host: {exc}", f"无法访问主机：{exc}"))
         except Exception as exc:  # noqa: BLE001 - any failure of a probe is a result, not a crash
             self._log("error", f"probe {check.probe_name} crashed on {unit.host}:\n{traceback.format_exc()}")
@@ -188,6 +193,7 @@ class Runner:
             hint=None if status is Status.PASS else (outcome.hint or advice_for(check, outcome.details)),
             attempts=state.attempts,
             details=outcome.details,
+            reason=outcome.reason,
         )
         return self._mask(result)
 
@@ -329,34 +335,41 @@ class Runner:
             self.on_result(r)
 
     def _prefetch(self, units: list[Unit]) -> None:
-        """Fetch, per remote host, every source its checks declare, in one batch. Local hosts read lazily."""
+        """Announce to each remote host every source its checks (and its summary) will read: the first check
+        that asks then fetches them all in one batch. No I/O here, so hosts connect in parallel."""
+        from envprobe.facts import summary_sources
+
         by_host: dict[str, list[Source]] = {}
         for u in units:
             tr = self.transports[u.host]
-            if tr.is_local and self.prefer_native and u.check.probe.has_native:
-                continue
-            try:
-                srcs = u.check.probe().sources(u.check.params)
-            except Exception:  # noqa: BLE001 - the unit itself will report the problem
-                continue
-            by_host.setdefault(u.host, []).extend(srcs)
-        for host, srcs in by_host.items():
-            tr = self.transports[host]
             if tr.is_local:
                 continue
             try:
-                tr.prefetch(srcs)
-            except TransportError as exc:
-                self._log("warning", f"prefetch on {host} failed: {exc}")
+                by_host.setdefault(u.host, []).extend(u.check.probe().sources(u.check.params))
+            except Exception:  # noqa: BLE001 - the unit itself will report the problem
+                continue
+        for host, srcs in by_host.items():
+            if self.host_facts:
+                srcs = [*srcs, *summary_sources()]
+            self.transports[host].expect_sources(srcs)
 
     def _collect_host_facts(self, out: dict[str, dict[str, Any]]) -> None:
         from envprobe.facts import host_summary
 
-        hosts = sorted({u.host for u in self.units()})
-        for h in hosts:
+        def one(h: str) -> None:
             try:
                 summary = host_summary(self.transports[h], prefer_native=self.prefer_native,
                                        log=lambda text: self._log("warning", text))
                 out[h] = self.plan.masker.mask(summary)
             except Exception:  # noqa: BLE001 - the summary is a courtesy; checks carry the verdict
                 self._log("warning", f"host facts for {h} failed:\n{traceback.format_exc()}")
+
+        hosts = sorted({u.host for u in self.units()})
+        if len(hosts) == 1:
+            one(hosts[0])
+            return
+        threads = [threading.Thread(target=one, args=(h,), daemon=True, name=f"facts@{h}") for h in hosts]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import shlex
 from typing import Any
 
 from envprobe.model import t
 from envprobe.probes.base import Facts, Probe, ProbeContext, ProbeError
 from envprobe.schema import Field, Model, field_validator
+from envprobe.transport.base import Source
 
 MAX_OUTPUT = 64 * 1024
 
@@ -48,8 +50,18 @@ class CommandProbe(Probe):
                        "在主机上手动执行该命令，查看失败原因"),
     }
 
+    def sources(self, params: Any) -> list[Source]:
+        """On a remote host the command joins the host's single batch (unless it needs stdin)."""
+        if params.stdin is not None:
+            return []
+        return [Source.command(params.run if isinstance(params.run, str) else shlex.join(params.run))]
+
     def collect(self, ctx: ProbeContext, params: Any) -> CommandFacts:
-        res = ctx.transport.run(params.run, timeout=ctx.remaining(), stdin=params.stdin)
+        srcs = self.sources(params)
+        if not ctx.transport.is_local and srcs:
+            res = ctx.fetch(srcs)[srcs[0]]
+        else:
+            res = ctx.transport.run(params.run, timeout=ctx.remaining(), stdin=params.stdin)
         if res.timed_out:
             raise ProbeError(t(f"the command did not finish within {ctx.timeout:g} s and was stopped",
                                f"命令在 {ctx.timeout:g} 秒内未结束，已被终止"))

@@ -67,6 +67,8 @@ class Transport(ABC):
         self._cache: dict[Source, CommandResult] = {}
         self._cache_lock = threading.Lock()
         self._memo: dict[str, Any] = {}
+        self._expected: list[Source] = []
+        self._fetch_lock = threading.Lock()
         self._memo_locks: dict[str, threading.Lock] = {}
 
     @abstractmethod
@@ -95,6 +97,39 @@ class Transport(ABC):
     def connect(self, host: str, port: int, timeout: float) -> socket.socket:
         """Open a TCP stream to host:port *from this transport's host* (the vantage point)."""
 
+    def resolve(self, name: str, timeout: float = 5.0) -> list[str]:
+        """Resolve a host name to IP addresses *at this transport's host*, as its programs would (its
+        ``/etc/hosts``, resolver configuration and nsswitch), in the order its resolver prefers them.
+
+        An IP address comes back unchanged, without asking anybody; a name under ``.invalid`` fails at once
+        (RFC 6761 §6.4: such names never resolve). Raises ``socket.gaierror`` when the name does not resolve and
+        ``TimeoutError`` when the resolver gives no answer within ``timeout`` seconds.
+
+        This default asks the host's C library through ``getent ahosts`` (any POSIX host: one command); the
+        local transport overrides it with ``getaddrinfo`` in this process.
+        """
+        import ipaddress
+
+        name = name.strip().strip("[]")
+        try:
+            return [str(ipaddress.ip_address(name.split("%", 1)[0]))]
+        except ValueError:
+            pass
+        if name.rstrip(".").lower().split(".")[-1] == "invalid":
+            raise socket.gaierror(socket.EAI_NONAME, f"{name}: a .invalid name never resolves (RFC 6761)")
+        res = self.run(["getent", "ahosts", name], timeout=timeout, env={"LC_ALL": "C", "LANG": "C"})
+        if res.timed_out:
+            raise TimeoutError(f"no answer from the resolver of {self.name} within {timeout:g} s")
+        if res.rc == 2:  # getent: key not found
+            raise socket.gaierror(socket.EAI_NONAME, f"{name}: name not known on {self.name}")
+        if res.rc != 0:
+            raise TransportError(f"getent ahosts {name} failed on {self.name} (exit {res.rc}): "
+                                 f"{res.stderr.strip() or res.stdout.strip()}")
+        found = [line.split()[0] for line in res.stdout.splitlines() if line.strip()]
+        if not found:
+            raise socket.gaierror(socket.EAI_NONAME, f"{name}: no address on {self.name}")
+        return list(dict.fromkeys(found))
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
 
@@ -104,15 +139,24 @@ class Transport(ABC):
 
         File sources come back as a CommandResult too: rc 0 and the contents, or rc 1 and the error in stderr.
         """
+        with self._fetch_lock:  # one batch at a time per host: a second caller finds the first one's data
+            with self._cache_lock:
+                missing = [s for s in sources if s not in self._cache]
+                if missing:  # bring along everything the host's checks announced, in the same batch
+                    missing += [s for s in self._expected if s not in self._cache and s not in missing]
+            fetched = self._fetch_uncached(missing, timeout) if missing else {}
+            with self._cache_lock:
+                self._cache.update(fetched)
+                return {s: self._cache[s] for s in sources}
+
+    def expect_sources(self, sources: Sequence[Source]) -> None:
+        """Announce the sources this host's checks will ask for (no I/O). The first fetch then brings them
+        all in one batch — one round trip over SSH — from whichever check thread asks first."""
         with self._cache_lock:
-            missing = [s for s in sources if s not in self._cache]
-        fetched = self._fetch_uncached(missing, timeout) if missing else {}
-        with self._cache_lock:
-            self._cache.update(fetched)
-            return {s: self._cache[s] for s in sources}
+            self._expected = list(dict.fromkeys([*self._expected, *sources]))
 
     def prefetch(self, sources: Sequence[Source], timeout: float = 30.0) -> None:
-        """Fetch many sources at once (the runner calls this with every source a host's checks declare)."""
+        """Fetch many sources at once, now."""
         self.fetch(list(dict.fromkeys(sources)), timeout)
 
     def forget(self) -> None:
@@ -120,6 +164,7 @@ class Transport(ABC):
         with self._cache_lock:
             self._cache.clear()
             self._memo.clear()
+            self._expected.clear()
 
     def memo(self, key: str, factory: Callable[[], T]) -> T:
         """Compute a per-scan snapshot once (e.g. the process table) and share it between checks.
