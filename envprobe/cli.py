@@ -129,11 +129,42 @@ def cli() -> None:
     """
 
 
-def _load_plan(env: Environment, checklist: str, var: Sequence[str]) -> Any:
+def _load_plan(env: Environment, checklist: str, var: Sequence[str], inventory_path: str | None = None,
+               limit: str | None = None) -> Any:
+    from envprobe.errors import ConfigError
     from envprobe.loader import load_file
     from envprobe.registry import Registry
 
-    return load_file(checklist, Registry(), cli_vars=_parse_vars(var), environ=env.environ)
+    inventory = None
+    if inventory_path:
+        from envprobe import inventory as invmod
+
+        inventory = invmod.load(inventory_path)
+    plan = load_file(checklist, Registry(), cli_vars=_parse_vars(var), environ=env.environ, inventory=inventory)
+    if inventory is not None:
+        from envprobe import inventory as invmod
+
+        problems = invmod.expand_secrets(inventory, env.environ, plan.masker)
+        if problems:
+            raise ConfigError(problems)
+    if limit:
+        hosts = list(dict.fromkeys(c.hosts[0] for c in plan.checks))
+        keep = set(inventory.limit(hosts, limit) if inventory is not None else [])
+        if "local" in [p.strip() for p in limit.replace(":", ",").split(",")]:
+            keep.add("local")
+        plan.checks = [c for c in plan.checks if c.hosts[0] in keep]
+        if not plan.checks:
+            raise UsageError(f"--limit {limit!r} matches no host of this checklist (hosts: {', '.join(hosts)})")
+    plan.inventory = inventory
+    return plan
+
+
+def _inventory_options(fn: Any) -> Any:
+    fn = click.option("-i", "--inventory", "inventory_path", metavar="FILE", type=click.Path(dir_okay=False),
+                      help="Hosts to scan: envprobe YAML, or an Ansible INI/YAML inventory.")(fn)
+    fn = click.option("--limit", metavar="PATTERN",
+                      help="Only these hosts/groups: 'app,db01', globs 'app*', '!db01' to exclude.")(fn)
+    return fn
 
 
 @cli.command()
@@ -150,13 +181,21 @@ def _load_plan(env: Environment, checklist: str, var: Sequence[str]) -> Any:
 @click.option("--debug-log", metavar="FILE",
               help="Where to write tracebacks (default ~/.cache/envprobe/last-scan.log).")
 @click.option("--shell-path", is_flag=True, hidden=True, help="Collect local facts the way remote hosts are read.")
+@_inventory_options
+@click.option("--known-hosts", metavar="FILE",
+              help="Known-hosts file to verify SSH host keys (default ~/.ssh/known_hosts).")
+@click.option("--accept-new-hostkeys", is_flag=True,
+              help="Record unknown host keys (trust on first use). A changed key is still refused.")
+@click.option("--ask-pass", is_flag=True, help="Ask once for an SSH password for hosts without a key (never stored).")
+@click.option("--ssh-config", metavar="FILE", help="SSH client config to honour (default ~/.ssh/config).")
 @click.pass_context
 def scan(ctx: click.Context, checklist: str, var: Sequence[str], forks: int, json_out: str | None,
          junit_out: str | None, html_out: str | None, lang: str | None, quiet: bool, debug_log: str | None,
-         shell_path: bool) -> int:
+         shell_path: bool, inventory_path: str | None, limit: str | None, known_hosts: str | None,
+         accept_new_hostkeys: bool, ask_pass: bool, ssh_config: str | None) -> int:
     """Run CHECKLIST and report. Exit 0 ready, 1 a check failed, 2 bad input, 3 readiness unknown, 130 interrupted."""
     env = _env(ctx)
-    plan = _load_plan(env, checklist, var)
+    plan = _load_plan(env, checklist, var, inventory_path, limit)
     for out in (json_out, junit_out, html_out):
         if out and not Path(out).resolve().parent.is_dir():
             raise UsageError(f"cannot write {out}: folder {Path(out).resolve().parent} does not exist")
@@ -174,7 +213,18 @@ def scan(ctx: click.Context, checklist: str, var: Sequence[str], forks: int, jso
     progress = None if quiet or console is None else rconsole.ProgressPrinter(
         total=sum(len(c.hosts) for c in plan.checks), console=console, enabled=True
     )
-    transports = {"local": LocalTransport()}
+    hosts = list(dict.fromkeys(c.hosts[0] for c in plan.checks)) or ["local"]
+    if any(h != "local" for h in hosts):
+        from envprobe.transport.factory import SshOptions, build_transports
+
+        password = None
+        if ask_pass:
+            password = click.prompt("SSH password", hide_input=True, err=True)
+            plan.masker.add(password)
+        transports = build_transports(hosts, plan.inventory, SshOptions(known_hosts, accept_new_hostkeys,
+                                                                        ssh_config, password))
+    else:
+        transports = {"local": LocalTransport()}
     runner = Runner(plan, transports, forks=forks, on_result=progress, prefer_native=not shell_path,
                     debug_log=dlog)
     try:
@@ -216,11 +266,13 @@ def _write_outputs(data: dict[str, Any], json_out: str | None, junit_out: str | 
 @cli.command()
 @click.argument("checklist", type=click.Path(dir_okay=False))
 @click.option("--var", "var", multiple=True, metavar="NAME=VALUE", help="Set or override a checklist variable.")
+@_inventory_options
 @click.pass_context
-def validate(ctx: click.Context, checklist: str, var: Sequence[str]) -> int:
-    """Check CHECKLIST (syntax, probes, parameters, expectations, needs) without running anything."""
+def validate(ctx: click.Context, checklist: str, var: Sequence[str], inventory_path: str | None,
+             limit: str | None) -> int:
+    """Check CHECKLIST (and the inventory) without running anything or connecting anywhere."""
     env = _env(ctx)
-    plan = _load_plan(env, checklist, var)
+    plan = _load_plan(env, checklist, var, inventory_path, limit)
     n_exp = sum(len(c.expectations) for c in plan.checks)
     env.stdout.write(f"{checklist}: OK — {len(plan.checks)} checks, {n_exp} expectations\n")
     return EXIT_OK

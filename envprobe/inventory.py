@@ -104,6 +104,7 @@ class Inventory:
         if not limit:
             return names
         keep: list[str] = []
+        positive = False
         drop: set[str] = set()
         must: list[set[str]] = []
         for part in re.split(r"[,:]", limit):
@@ -115,8 +116,9 @@ class Inventory:
             elif part.startswith("&"):
                 must.append(set(self.resolve(part[1:])))
             else:
+                positive = True
                 keep.extend(self.resolve(part))
-        chosen = set(keep) if keep else set(names)
+        chosen = set(keep) if positive else set(names)
         for m in must:
             chosen &= m
         return [n for n in names if n in chosen and n not in drop]

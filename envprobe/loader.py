@@ -273,6 +273,7 @@ class Plan:
     checks: list[PlannedCheck]
     masker: Masker
     vars: dict[str, Any] = field(default_factory=dict)
+    inventory: Any = None
 
 
 DEFAULT_TIMEOUT = 10.0

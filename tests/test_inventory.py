@@ -91,6 +91,7 @@ def test_limit_patterns(tmp_path):
     assert i.limit(names, "backend,&db") == ["db01"]
     assert i.limit(names, "db01:app01") == ["app01", "db01"]
     assert i.limit(names, None) == names
+    assert i.limit(names, "nope*") == [] and i.limit(names, "!db01") == ["app01", "app02", "web01"]
 
 
 def test_secrets_from_the_environment(tmp_path):
