@@ -213,7 +213,9 @@ def scan(ctx: click.Context, checklist: str, var: Sequence[str], forks: int, jso
     progress = None if quiet or console is None else rconsole.ProgressPrinter(
         total=sum(len(c.hosts) for c in plan.checks), console=console, enabled=True
     )
-    hosts = list(dict.fromkeys(c.hosts[0] for c in plan.checks)) or ["local"]
+    hosts = list(dict.fromkeys([c.hosts[0] for c in plan.checks] + [c.from_ for c in plan.checks if c.from_])) \
+        or ["local"]
+    hosts = ["local" if h == "localhost" else h for h in hosts]
     if any(h != "local" for h in hosts):
         from envprobe.transport.factory import SshOptions, build_transports
 

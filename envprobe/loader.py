@@ -414,7 +414,10 @@ def load_text(
             problems.append(doc.problem((*cpath, "probe"), str(exc)))
             continue
         hosts = _expand_hosts(c.hosts, inv, doc, (*cpath, "hosts"), problems)
-        if c.from_ is not None and c.from_ not in ("local", "localhost") and (inv is None or c.from_ not in inv.hosts):
+        if c.from_ is not None and not probe_cls.vantage:
+            problems.append(doc.problem((*cpath, "from"), f"probe {c.probe!r} observes its own host; 'from' applies to "
+                                                          "network probes (tcp, latency, dns, http, tls, port_proof)"))
+        elif c.from_ not in (None, "local", "localhost") and (inv is None or c.from_ not in inv.hosts):
             hint = inv.suggest(c.from_) if inv is not None else ""
             where = "the inventory" if inv is not None else "an inventory (-i FILE)"
             problems.append(doc.problem((*cpath, "from"), f"unknown host {c.from_!r}: 'from' names one host of {where}"
@@ -487,6 +490,13 @@ def _expand_hosts(patterns: list[str], inv: Any, doc: YamlDoc, path: Path_, prob
     return list(dict.fromkeys(out))
 
 
+def _vantage(from_: str | None, host: str) -> str | None:
+    """The ``from:`` host of a check on ``host``; None when it is the host itself."""
+    if from_ in ("local", "localhost"):
+        from_ = "local"
+    return None if from_ is None or from_ == host else from_
+
+
 def _plan_check(
     c: CheckSpec, i: int, host: str, probe_cls: type[Probe], renderer: _Renderer, environ: dict[str, str],
     masker: Masker, doc: YamlDoc, problems: list[Problem], line: int | None,
@@ -534,7 +544,7 @@ def _plan_check(
         expectations=exps,
         severity=c.severity,
         hosts=[host],
-        from_=None if c.from_ in (None, "local", "localhost") and host == "local" else c.from_,
+        from_=_vantage(c.from_, host),
         needs=c.needs,
         retries=c.retry.times if c.retry else 0,
         retry_delay=c.retry.delay if c.retry else 0.0,

@@ -132,7 +132,9 @@ class Runner:
     def _attempt(self, unit: Unit, transport: Transport) -> _Attempt:
         """Run the probe once, in the calling thread; every failure becomes an outcome, never an exception."""
         check = unit.check
-        ctx = ProbeContext(transport, unit.host, check.timeout, prefer_native=self.prefer_native)
+        vantage = self.transports.get(check.from_, transport) if check.from_ else transport
+        ctx = ProbeContext(vantage, unit.host, check.timeout, prefer_native=self.prefer_native,
+                           host_transport=transport)
         try:
             probe = check.probe()
             facts = probe.collect(ctx, check.params)

@@ -188,3 +188,39 @@ def test_ssh_test_infrastructure_is_present_in_ci():
     # in CI the binaries must be there (scripts/test installs them); on a laptop this skips
     need_sshd()
     assert shutil.which("ssh-keygen")
+
+
+def test_port_proof_on_a_remote_host(lab):
+    import socket
+
+    start, key, tmp = lab
+    srv = start("h1")
+    inv = inventory(tmp, key, {"h1": {"port": srv.port}})
+    busy = socket.socket()
+    busy.bind(("0.0.0.0", 0))
+    busy.listen()
+    taken = busy.getsockname()[1]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        free = s.getsockname()[1]
+    cl = checklist(tmp, f"""\
+version: 1
+checks:
+  - {{id: path-open, probe: port_proof, hosts: [h1], with: {{port: {free}}}, expect: {{state: open}}}}
+  - {{id: port-taken, probe: port_proof, hosts: [h1], with: {{port: {taken}}}, expect: {{state: open}}}}
+""")
+    try:
+        code, data, text = scan(str(cl), "-i", str(inv), "--known-hosts", str(tmp / "kh"), "--accept-new-hostkeys",
+                                tmp_path=tmp)
+    finally:
+        busy.close()
+    r = {x["check"]: x for x in data["results"]}
+    assert r["path-open"]["status"] == "pass", r["path-open"]["message"]
+    assert r["path-open"]["observed"]["accepted_from"] == "127.0.0.1"
+    assert r["port-taken"]["status"] == "fail" and r["port-taken"]["observed"]["state"] == "port-in-use"
+    assert "already taken" in r["port-taken"]["message"]["en"] and "已被占用" in r["port-taken"]["message"]["zh-CN"]
+    # after the check, nothing listens on the proven port any more (TIME_WAIT of the proof is fine)
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("0.0.0.0", free))
+        s.listen()

@@ -40,8 +40,12 @@ class ProbeError(Exception):
 class ProbeContext:
     """What a probe gets to work with: the host's transport and the time it may use."""
 
-    def __init__(self, transport: Transport, host: str, timeout: float, prefer_native: bool = True):
+    def __init__(self, transport: Transport, host: str, timeout: float, prefer_native: bool = True,
+                 host_transport: Transport | None = None):
+        #: where the probe observes from: the check's host, or its ``from:`` vantage host
         self.transport = transport
+        #: the check's own host (differs from ``transport`` only when ``from:`` names a vantage host)
+        self.host_transport = host_transport or transport
         self.host = host
         self.timeout = timeout
         self.deadline = time.monotonic() + timeout
@@ -72,6 +76,8 @@ class Probe:
     advice: ClassVar[dict[str, Text]] = {}
     #: Privileges or tools the probe needs on the host, for the docs.
     requires: ClassVar[Text | None] = None
+    #: A network probe: ``from: HOST`` may run it from another inventory host (its transport is the vantage).
+    vantage: ClassVar[bool] = False
 
     # -- the shell path (any POSIX host) ------------------------------------------------------------
     def sources(self, params: Any) -> list[Source]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar, cast
@@ -53,6 +54,47 @@ class Source:
     @classmethod
     def command(cls, line: str) -> Source:
         return cls("command", line)
+
+
+class Started:
+    """A command that keeps running while the caller does something else (e.g. a temporary listener)."""
+
+    def __init__(self) -> None:
+        self._out: list[str] = []
+        self._cond = threading.Condition()
+        self._result: CommandResult | None = None
+
+    def _feed(self, text: str) -> None:
+        with self._cond:
+            self._out.append(text)
+            self._cond.notify_all()
+
+    def _finish(self, result: CommandResult) -> None:
+        with self._cond:
+            self._result = result
+            self._cond.notify_all()
+
+    def wait_for(self, marker: str, timeout: float) -> bool:
+        """Wait until ``marker`` appears in the output (True) or the command ends / time runs out (False)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while marker not in "".join(self._out):
+                left = deadline - time.monotonic()
+                if self._result is not None or left <= 0:
+                    return marker in "".join(self._out)
+                self._cond.wait(left)
+            return True
+
+    def wait(self, timeout: float) -> CommandResult | None:
+        """The finished command's result, or None if it is still running after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._result is None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self._cond.wait(left)
+            return self._result
 
 
 class Transport(ABC):
@@ -129,6 +171,22 @@ class Transport(ABC):
         if not found:
             raise socket.gaierror(socket.EAI_NONAME, f"{name}: no address on {self.name}")
         return list(dict.fromkeys(found))
+
+    def start(self, cmd: str, timeout: float) -> Started:
+        """Start a POSIX shell command and return at once; its output is readable while it runs.
+
+        The default runs it in a thread through :meth:`run` (output arrives when it ends); transports that can
+        stream (local, SSH) override this.
+        """
+        started = Started()
+
+        def go() -> None:
+            res = self.run(cmd, timeout=timeout, env={"LC_ALL": "C", "LANG": "C"})
+            started._feed(res.stdout)
+            started._finish(res)
+
+        threading.Thread(target=go, daemon=True, name=f"start@{self.name}").start()
+        return started
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from envprobe.model import Text, t
-from envprobe.transport.base import CommandResult, Source, Transport, TransportError
+from envprobe.transport.base import CommandResult, Source, Started, Transport, TransportError
 
 #: Reasons a host could not be used, as results carry them.
 REASONS = ("unreachable", "timeout", "auth-failed", "hostkey-unknown", "hostkey-changed")
@@ -305,6 +305,50 @@ class SshTransport(Transport):
         # servers rarely accept SetEnv/AcceptEnv: pass variables in the command line itself
         full = f"{prefix} sh -c {shlex.quote(line)}" if prefix else line
         return self._exec(full, timeout, stdin)
+
+    def start(self, cmd: str, timeout: float) -> Started:
+        """Run a command on its own channel, streaming its output to the caller as it arrives."""
+        client = self.client()
+        started = Started()
+        try:
+            chan = client.get_transport().open_session(timeout=self.connect_timeout)
+            self.exec_count += 1
+            chan.exec_command("LC_ALL=C LANG=C sh -c " + shlex.quote(cmd))
+            chan.shutdown_write()
+        except Exception as exc:  # noqa: BLE001 - paramiko raises several types
+            raise TransportError(f"{self.name}: cannot start a command: {exc}") from exc
+
+        def pump() -> None:
+            import select
+
+            t0 = time.perf_counter()
+            deadline = time.monotonic() + timeout
+            out: list[bytes] = []
+            err: list[bytes] = []
+            fd = chan.fileno()
+            timed_out = False
+            while True:
+                while chan.recv_ready():
+                    data = chan.recv(65536)
+                    out.append(data)
+                    started._feed(data.decode("utf-8", "replace"))
+                while chan.recv_stderr_ready():
+                    err.append(chan.recv_stderr(65536))
+                if chan.eof_received and not chan.recv_ready() and not chan.recv_stderr_ready():
+                    break
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    timed_out = True
+                    break
+                select.select([fd], [], [], min(left, 1.0))
+            rc = -1 if timed_out else chan.recv_exit_status()
+            chan.close()
+            started._finish(CommandResult(rc, b"".join(out).decode("utf-8", "replace"),
+                                          b"".join(err).decode("utf-8", "replace"),
+                                          (time.perf_counter() - t0) * 1000, timed_out=timed_out))
+
+        threading.Thread(target=pump, daemon=True, name=f"start@{self.name}").start()
+        return started
 
     def read_file(self, path: str, max_bytes: int = 16 * 1024 * 1024) -> bytes:
         res = self._exec(f"head -c {int(max_bytes)} -- {shlex.quote(path)}", timeout=self.connect_timeout + 20)
