@@ -546,3 +546,13 @@ def test_write_dispatch(run: dict[str, Any], tmp_path: Path) -> None:
     assert "未就绪" in (tmp_path / "r.html").read_text(encoding="utf-8")
     with pytest.raises(ValueError, match="unknown report format 'pdf'"):
         reports.write("pdf", run, tmp_path / "r.pdf")
+
+
+def test_vantage_shown_as_from_to_host(run: dict[str, Any]) -> None:
+    r = copy.deepcopy(run)
+    r["results"][0]["from"] = "app01"
+    host = r["results"][0]["host"]
+    assert f"app01 → {host}" in rhtml.render(r, "en")
+    buf = io.StringIO()
+    rconsole.render_plain(r, buf, "en")
+    assert f"[app01 → {host}]" in buf.getvalue()

@@ -123,6 +123,8 @@ def render_plain(run: dict[str, Any], stream: IO[str], lang: str = "zh-CN", quie
             head = f"  {_pad(word, 6)} {r.get('check') or '?'}"
             if title and title != r.get("check"):
                 head += f"  {title}"
+            if r.get("from"):
+                head += f"  [{r['from']} → {host}]"
             lines.append(head)
             lines.append(f"         {pick(r.get('message'), lang)}")
             hint = pick(r.get("hint"), lang)
@@ -164,6 +166,8 @@ def render(run: dict[str, Any], console: Console, lang: str = "zh-CN", quiet: bo
             title_text = pick(r.get("title"), lang)
             if title_text and title_text != r.get("check"):
                 check.append(f"\n{title_text}", style="dim")
+            if r.get("from"):
+                check.append(f"\n{r['from']} → {host}", style="dim")
             msg = Text(pick(r.get("message"), lang))
             hint = pick(r.get("hint"), lang)
             if hint and status in FINDINGS:
