@@ -224,3 +224,27 @@ checks:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("0.0.0.0", free))
         s.listen()
+
+
+def test_jump_hosts_from_inventory_and_ssh_config(lab):
+    start, key, tmp = lab
+    bastion = start("bastion")
+    target = start("target")
+    inv = inventory(tmp, key, {
+        "bastion": {"port": bastion.port},
+        "inner": {"port": target.port, "jump": "bastion"},
+        "aliased": {"ssh_alias": "inner-alias"},
+    })
+    cfg = tmp / "ssh_config"
+    cfg.write_text(f"Host inner-alias\n  HostName 127.0.0.1\n  Port {target.port}\n  User root\n"
+                   f"  IdentityFile {key}\n  ProxyJump jumpbox\n"
+                   f"Host jumpbox\n  HostName 127.0.0.1\n  Port {bastion.port}\n  User root\n  IdentityFile {key}\n")
+    cl = checklist(tmp, "version: 1\nchecks:\n  - {id: os, probe: os, hosts: [inner, aliased], "
+                        "expect: {family: linux}}\n")
+    code, data, text = scan(str(cl), "-i", str(inv), "--known-hosts", str(tmp / "kh"), "--accept-new-hostkeys",
+                            "--ssh-config", str(cfg), tmp_path=tmp)
+    assert code == 0, text
+    assert {r["host"] for r in data["results"]} == {"inner", "aliased"}
+    # both reached the target through the bastion: the bastion forwarded, the target saw logins from it
+    assert bastion.count("direct-tcpip") >= 2 or bastion.count("server_request_direct_tcpip") >= 2
+    assert target.logins == 2

@@ -254,6 +254,14 @@ class SshTransport(Transport):
         except paramiko.SSHException as exc:
             client.close()
             text = str(exc)
+            if "authentication methods" in text.lower():
+                raise HostUnavailable("auth-failed", t(
+                    f"SSH to {where}: no key, agent or password to log in with",
+                    f"SSH 连接 {where}：没有可用于登录的密钥、agent 或密码",
+                ), t("give a key (key:) or password (password: ${env:...}) in the inventory, an IdentityFile in "
+                     "~/.ssh/config, or use --ask-pass",
+                     "在清单中提供密钥（key:）或密码（password: ${env:...}），或在 ~/.ssh/config 中配置 IdentityFile，"
+                     "或使用 --ask-pass")) from None
             reason = "timeout" if "timeout" in text.lower() or "timed out" in text.lower() else "unreachable"
             raise HostUnavailable(reason, t(
                 f"SSH to {where}: {text} (is an SSH server listening on port {self.port}?)",
