@@ -153,8 +153,9 @@ class Transport(ABC):
         import ipaddress
 
         name = name.strip().strip("[]")
+        addr, _, scope = name.partition("%")
         try:
-            return [str(ipaddress.ip_address(name.split("%", 1)[0]))]
+            return [str(ipaddress.ip_address(addr)) + (f"%{scope}" if scope else "")]
         except ValueError:
             pass
         if name.rstrip(".").lower().split(".")[-1] == "invalid":

@@ -71,6 +71,40 @@ class LocalTransport(Transport):
     def connect(self, host: str, port: int, timeout: float) -> socket.socket:
         return socket.create_connection((host, port), timeout=timeout)
 
+    def resolve(self, name: str, timeout: float = 5.0) -> list[str]:
+        """``getaddrinfo`` in this process (hosts file, resolver, nsswitch; on Windows and macOS their own
+        resolvers). getaddrinfo has no timeout of its own, so it runs in a daemon thread that is abandoned
+        after ``timeout`` seconds (it ends by itself when the resolver gives up)."""
+        import ipaddress
+        import threading
+
+        name = name.strip().strip("[]")
+        addr, _, scope = name.partition("%")
+        try:
+            return [str(ipaddress.ip_address(addr)) + (f"%{scope}" if scope else "")]
+        except ValueError:
+            pass
+        if name.rstrip(".").lower().split(".")[-1] == "invalid":
+            raise socket.gaierror(socket.EAI_NONAME, f"{name}: a .invalid name never resolves (RFC 6761)")
+        box: list[object] = []
+
+        def lookup() -> None:
+            try:
+                box.append(socket.getaddrinfo(name, None, type=socket.SOCK_STREAM))
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                box.append(exc)
+
+        worker = threading.Thread(target=lookup, daemon=True, name=f"resolve-{name}")
+        worker.start()
+        worker.join(timeout)
+        if not box:
+            raise TimeoutError(f"no answer from the resolver within {timeout:g} s")
+        if isinstance(box[0], BaseException):
+            raise box[0]
+        infos = box[0]
+        assert isinstance(infos, list)
+        return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
 
 def _dec(b: bytes | None) -> str:
     return (b or b"").decode("utf-8", "replace")
