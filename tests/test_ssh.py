@@ -219,11 +219,11 @@ checks:
     assert r["path-open"]["observed"]["accepted_from"] == "127.0.0.1"
     assert r["port-taken"]["status"] == "fail" and r["port-taken"]["observed"]["state"] == "port-in-use"
     assert "already taken" in r["port-taken"]["message"]["en"] and "已被占用" in r["port-taken"]["message"]["zh-CN"]
-    # after the check, nothing listens on the proven port any more (TIME_WAIT of the proof is fine)
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind(("0.0.0.0", free))
-        s.listen()
+    # after the check, nothing listens on the proven port any more
+    import subprocess
+
+    listening = subprocess.run(["ss", "-Hltn", f"sport = :{free}"], capture_output=True, text=True).stdout
+    assert listening.strip() == "", listening
 
 
 def test_jump_hosts_from_inventory_and_ssh_config(lab):

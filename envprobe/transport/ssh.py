@@ -81,6 +81,67 @@ class _UnknownKey(Exception):
 
 
 _known_hosts_lock = threading.Lock()
+_transport_class: Any = None
+
+
+def _transport_factory(sock: Any, **kwargs: Any) -> Any:
+    """A paramiko Transport that keeps the server's reason when a channel cannot be opened ("Connection
+    refused", "No route to host" …: paramiko keeps only the generic code) and logs nothing to stderr."""
+    global _transport_class
+    if _transport_class is None:
+        import logging
+
+        import paramiko
+        from paramiko.common import DEBUG
+
+        log = logging.getLogger("paramiko")
+        if not log.handlers:  # paramiko's errors are ours to report; never Python's last-resort stderr print
+            log.addHandler(logging.NullHandler())
+            log.propagate = False
+
+        class _Transport(paramiko.Transport):
+            """paramiko keeps a failed open's reason in ONE slot per connection, so two opens failing at once
+            could swap reasons. This one also files each failure under its channel number, and remembers (per
+            thread) which number the calling thread's open got, so :meth:`open_failure` is exact."""
+
+            def _next_channel(self) -> int:
+                chanid: int = super()._next_channel()
+                self._envprobe_local().chanid = chanid
+                return chanid
+
+            def _envprobe_local(self) -> Any:
+                if not hasattr(self, "_envprobe_tl"):
+                    self._envprobe_tl = threading.local()
+                    self._envprobe_failures: dict[int, Any] = {}
+                return self._envprobe_tl
+
+            def open_failure(self) -> Any:
+                """The reason this thread's last channel open failed (a ChannelException), or None."""
+                chanid = getattr(self._envprobe_local(), "chanid", None)
+                if chanid is None:
+                    return None
+                with self.lock:
+                    return self._envprobe_failures.pop(chanid, None)
+
+            def _parse_channel_open_failure(self, m: Any) -> None:
+                chanid = m.get_int()
+                reason = m.get_int()
+                reason_str = m.get_text()
+                m.get_text()  # language
+                self._log(DEBUG, f"channel {chanid} open failed: {reason}: {reason_str}")
+                self._envprobe_local()
+                with self.lock:
+                    exc = paramiko.ChannelException(reason, reason_str or "Connect failed")
+                    self._envprobe_failures[chanid] = exc
+                    self.saved_exception = exc
+                    if chanid in self.channel_events:
+                        self._channels.delete(chanid)
+                        if chanid in self.channel_events:
+                            self.channel_events[chanid].set()
+                            del self.channel_events[chanid]
+
+        _transport_class = _Transport
+    return _transport_class(sock, **kwargs)
 
 
 class SshTransport(Transport):
@@ -211,6 +272,7 @@ class SshTransport(Transport):
                 timeout=self.connect_timeout, banner_timeout=self.connect_timeout,
                 auth_timeout=self.connect_timeout, channel_timeout=self.connect_timeout,
                 allow_agent=self.allow_agent and self.password is None, look_for_keys=self.key_file is None,
+                transport_factory=_transport_factory,
             )
         except _UnknownKey as exc:
             client.close()
@@ -279,27 +341,36 @@ class SshTransport(Transport):
                 self._client = None
 
     # -- commands -----------------------------------------------------------------------------------------
-    def _exec(self, command: str, timeout: float, stdin: str | None = None) -> CommandResult:
+    def _exec_raw(
+        self, command: str, timeout: float, stdin: str | None = None
+    ) -> tuple[int, bytes | None, bytes, float]:
+        """(rc, stdout bytes or None on timeout, stderr, ms). Without stdin the command reads /dev/null: closing
+        our side of a channel whose command already ended can make sshd drop the whole connection."""
         client = self.client()
         start = time.perf_counter()
         try:
             chan = client.get_transport().open_session(timeout=timeout)
             self.exec_count += 1
             chan.settimeout(timeout)
-            chan.exec_command(command)
-            if stdin is not None:
+            if stdin is None:
+                chan.exec_command(f"{command} </dev/null")
+            else:
+                chan.exec_command(command)
                 chan.sendall(stdin.encode())
-            chan.shutdown_write()
+                chan.shutdown_write()  # the command reads until EOF, so it cannot have ended before this
             out, err = _drain(chan, timeout)
-            timed_out = out is None
-            rc = -1 if timed_out else chan.recv_exit_status()
+            rc = -1 if out is None else chan.recv_exit_status()
             chan.close()
-        except OSError as exc:
+        except (OSError, EOFError) as exc:
             raise TransportError(f"{self.name}: the SSH connection failed during a command: {exc}") from exc
         except Exception as exc:  # paramiko.SSHException and friends
             raise TransportError(f"{self.name}: the SSH connection failed during a command: {exc}") from exc
-        return CommandResult(rc, (out or b"").decode("utf-8", "replace"), (err or b"").decode("utf-8", "replace"),
-                             (time.perf_counter() - start) * 1000, timed_out=timed_out)
+        return rc, out, err, (time.perf_counter() - start) * 1000
+
+    def _exec(self, command: str, timeout: float, stdin: str | None = None) -> CommandResult:
+        rc, out, err, ms = self._exec_raw(command, timeout, stdin)
+        return CommandResult(rc, (out or b"").decode("utf-8", "replace"), err.decode("utf-8", "replace"), ms,
+                             timed_out=out is None)
 
     def run(
         self,
@@ -321,8 +392,7 @@ class SshTransport(Transport):
         try:
             chan = client.get_transport().open_session(timeout=self.connect_timeout)
             self.exec_count += 1
-            chan.exec_command("LC_ALL=C LANG=C sh -c " + shlex.quote(cmd))
-            chan.shutdown_write()
+            chan.exec_command("LC_ALL=C LANG=C sh -c " + shlex.quote(cmd) + " </dev/null")
         except Exception as exc:  # noqa: BLE001 - paramiko raises several types
             raise TransportError(f"{self.name}: cannot start a command: {exc}") from exc
 
@@ -359,15 +429,16 @@ class SshTransport(Transport):
         return started
 
     def read_file(self, path: str, max_bytes: int = 16 * 1024 * 1024) -> bytes:
-        res = self._exec(f"head -c {int(max_bytes)} -- {shlex.quote(path)}", timeout=self.connect_timeout + 20)
-        if res.rc != 0:
-            low = res.stderr.lower()
+        rc, out, err, _ = self._exec_raw(f"head -c {int(max_bytes)} -- {shlex.quote(path)}",
+                                         timeout=self.connect_timeout + 20)
+        if rc != 0 or out is None:
+            low = err.decode("utf-8", "replace").lower()
             if "no such file" in low:
                 raise FileNotFoundError(2, f"{path}: no such file on {self.name}")
             if "permission denied" in low:
                 raise PermissionError(13, f"{path}: permission denied on {self.name}")
-            raise TransportError(f"{self.name}: cannot read {path}: {res.stderr.strip()}")
-        return res.stdout.encode("utf-8", "surrogateescape")
+            raise TransportError(f"{self.name}: cannot read {path}: {low.strip() or 'timed out'}")
+        return out  # bytes as they are: a DER certificate or a GBK file must arrive unchanged
 
     def put(self, local_path: str, remote_path: str) -> None:
         sftp = self.client().open_sftp()
@@ -391,21 +462,19 @@ class SshTransport(Transport):
         import paramiko
 
         client = self.client()
+        tr = client.get_transport()
         try:
-            chan = client.get_transport().open_channel("direct-tcpip", (host, port), ("127.0.0.1", 0),
-                                                       timeout=timeout)
-        except paramiko.ChannelException as exc:
-            text = (exc.text or "").lower()
-            if "refused" in text:
-                raise ConnectionRefusedError(errno.ECONNREFUSED, f"connection refused (from {self.name})") from None
-            if "no route" in text or "unreachable" in text:
-                raise OSError(errno.EHOSTUNREACH, f"no route to host (from {self.name})") from None
-            if "timed out" in text:
-                raise TimeoutError(f"no answer (from {self.name})") from None
-            if "name" in text or "resolve" in text:
-                raise socket.gaierror(socket.EAI_NONAME, f"name does not resolve on {self.name}") from None
-            raise OSError(errno.ECONNABORTED, f"{self.name} refused to open the connection: {exc.text}") from None
+            chan = tr.open_channel("direct-tcpip", (host, port), ("127.0.0.1", 0), timeout=timeout)
+        except EOFError as exc:
+            raise TransportError(f"{self.name}: the SSH connection was lost") from exc
+        except paramiko.ChannelException as shared:
+            # the exception paramiko raised may belong to another thread's open: take this thread's own
+            own = tr.open_failure() if hasattr(tr, "open_failure") else None
+            raise _open_failure_error(own or shared, self.name) from None
         except paramiko.SSHException as exc:
+            own = tr.open_failure() if hasattr(tr, "open_failure") else None
+            if own is not None:  # another thread took our reason from the shared slot; ours is filed apart
+                raise _open_failure_error(own, self.name) from None
             if "timeout" in str(exc).lower():
                 raise TimeoutError(f"no answer within {timeout:g} s (from {self.name})") from None
             raise OSError(errno.ECONNABORTED, f"{self.name}: {exc}") from None
@@ -432,6 +501,24 @@ class SshTransport(Transport):
                 out[src] = CommandResult(-1, "", f"{why}: {res.stderr.strip()[:200]}", res.duration_ms,
                                          timed_out=res.timed_out)
         return out
+
+
+def _open_failure_error(exc: Any, where: str) -> OSError:
+    """The OSError a local connect() would have raised, from the server's reason for a failed direct-tcpip."""
+    import errno
+
+    text = (getattr(exc, "text", "") or "").lower()
+    if "refused" in text:
+        return ConnectionRefusedError(errno.ECONNREFUSED, f"connection refused (from {where})")
+    if "network is unreachable" in text:
+        return OSError(errno.ENETUNREACH, f"network is unreachable (from {where})")
+    if "no route" in text or "unreachable" in text or "prohibited" in text:
+        return OSError(errno.EHOSTUNREACH, f"no route to host (from {where})")
+    if "timed out" in text:
+        return TimeoutError(f"no answer (from {where})")
+    if "name" in text or "resolve" in text:
+        return socket.gaierror(socket.EAI_NONAME, f"name does not resolve on {where}")
+    return OSError(errno.ECONNABORTED, f"{where} refused to open the connection: {getattr(exc, 'text', exc)}")
 
 
 def batch_script(sources: Sequence[Source], nonce: str, per_source_timeout: float = 20.0) -> str:
