@@ -338,3 +338,12 @@ def test_readme_plugin_example_works(write, tmp_path):
     statuses = [r["status"] for r in json.loads((tmp_path / "r.json").read_text())["results"]]
     assert res.code == 1 and statuses == ["pass", "fail"], res.out + res.err
     assert cli("probes").code == 0
+
+
+def test_mes_example_validates_with_its_inventory_except_the_future_db_probe():
+    ex = ROOT / "examples" / "mes-precheck"
+    res = cli("validate", str(ex / "checklist.yaml"), "-i", str(ex / "inventory.yaml"),
+              environ={"MES_DB_PASSWORD": "x" * 8})
+    problems = [line for line in res.err.splitlines() if line.startswith("  ")]
+    assert res.code == 2 and len(problems) == 1, res.err
+    assert "checks[12].probe: unknown probe 'db'" in problems[0]
