@@ -13,6 +13,8 @@ from A). Nothing is written to either host.
 from __future__ import annotations
 
 import contextlib
+import errno
+import os
 import shlex
 import socket
 import threading
@@ -29,17 +31,19 @@ _READY = "@@envprobe-listening"
 _PY_LISTENER = (
     "import socket,sys,select\n"
     "p=int(sys.argv[1]);w=float(sys.argv[2])\n"
-    "try:\n s=socket.socket(socket.AF_INET6);s.setsockopt(socket.IPPROTO_IPV6,socket.IPV6_V6ONLY,0);s.bind(('::',p))\n"
+    "R=socket.SOL_SOCKET,socket.SO_REUSEADDR,1\n"
+    "try:\n s=socket.socket(socket.AF_INET6);s.setsockopt(*R)\n"
+    " s.setsockopt(socket.IPPROTO_IPV6,socket.IPV6_V6ONLY,0);s.bind(('::',p))\n"
     "except OSError as e:\n"
     " if e.errno in (98,13,10048,10013): print('@@envprobe-bind-error',e.errno,flush=True);sys.exit(3)\n"
-    " s=socket.socket();s.bind(('0.0.0.0',p))\n"
+    " s=socket.socket();s.setsockopt(*R);s.bind(('0.0.0.0',p))\n"
     "s.listen(5);print('" + _READY + "',flush=True)\n"
     "r,_,_=select.select([s],[],[],w)\n"
     "if r:\n c,a=s.accept();print('@@envprobe-accepted',a[0],flush=True);c.close()\n"
 )
 _PERL_LISTENER = (
     "use IO::Socket::INET;my($p,$w)=@ARGV;$|=1;"
-    "my $s=IO::Socket::INET->new(LocalPort=>$p,Listen=>5,ReuseAddr=>0) or do{print \"\\@\\@envprobe-bind-error 98\\n\";"
+    "my $s=IO::Socket::INET->new(LocalPort=>$p,Listen=>5,ReuseAddr=>1) or do{print \"\\@\\@envprobe-bind-error 98\\n\";"
     "exit 3};print \"" + _READY + "\\n\";my $r='';vec($r,fileno($s),1)=1;"
     "if(select($r,undef,undef,$w)){my $c=$s->accept;print \"\\@\\@envprobe-accepted \",$c->peerhost,\"\\n\";}"
 )
@@ -171,6 +175,13 @@ class PortProofProbe(Probe):
                  "主机上既没有 python3 也没有 perl，无法开启临时监听")
 
 
+def _reuse(s: socket.socket) -> None:
+    """Allow binding over TIME_WAIT leftovers (an earlier proof), never over a live listener: that is
+    SO_REUSEADDR on POSIX. On Windows SO_REUSEADDR would steal a port, so nothing is set there."""
+    if os.name != "nt":
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+
+
 class _LocalListener:
     """A listener in this process: bound on all addresses, accepting (and closing) connections until closed."""
 
@@ -185,11 +196,15 @@ class _LocalListener:
         try:
             s = socket.socket(socket.AF_INET6)
             try:
+                _reuse(s)
                 s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
                 s.bind(("::", self.port))
-            except OSError:
+            except OSError as exc:
                 s.close()
+                if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+                    raise
                 s = socket.socket()
+                _reuse(s)
                 s.bind(("0.0.0.0", self.port))
             s.listen(5)
             s.settimeout(0.2)
