@@ -54,7 +54,7 @@ class CommandProbe(Probe):
         """On a remote host the command joins the host's single batch (unless it needs stdin)."""
         if params.stdin is not None:
             return []
-        return [Source.command(params.run if isinstance(params.run, str) else shlex.join(params.run))]
+        return [Source.command(params.run if isinstance(params.run, str) else shlex.join(params.run), user=True)]
 
     def collect(self, ctx: ProbeContext, params: Any) -> CommandFacts:
         srcs = self.sources(params)

@@ -46,14 +46,17 @@ class Source:
 
     kind: str  # "file" | "command"
     target: str  # a path, or a POSIX shell command line (run with LC_ALL=C)
+    #: a user's command (the ``command`` probe): run apart, under its own timeout, in case it hangs or does not
+    #: parse; envprobe's own probe commands run inline in a batch (no extra process per source)
+    user: bool = False
 
     @classmethod
     def file(cls, path: str) -> Source:
         return cls("file", path)
 
     @classmethod
-    def command(cls, line: str) -> Source:
-        return cls("command", line)
+    def command(cls, line: str, user: bool = False) -> Source:
+        return cls("command", line, user)
 
 
 class Started:

@@ -531,7 +531,12 @@ def batch_script(sources: Sequence[Source], nonce: str, per_source_timeout: floa
     ]
     for i, src in enumerate(sources):
         quoted = shlex.quote(src.target)
-        body = f"cat -- {quoted}" if src.kind == "file" else f"$T sh -c {quoted}"
+        if src.kind == "file":
+            body = f"cat -- {quoted}"
+        elif src.user:
+            body = f"$T sh -c {quoted}"  # a user's command: its own shell and timeout
+        else:
+            body = f"(\n{src.target}\n)"  # envprobe's own: a subshell, no extra exec
         lines.append(f"printf '%s\\n' '@@{nonce}:{i}:out'")
         lines.append(f'{body} </dev/null 2>"$t/e"; rc=$?')
         lines.append(f"printf '\\n%s\\n' \"@@{nonce}:{i}:err:$rc\"")
