@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import re
+from abc import ABC, abstractmethod
 from typing import Any
 
 import yaml
@@ -114,11 +115,12 @@ class Outcome:
     problem: Text | None = None
 
 
-class Expectation:
+class Expectation(ABC):
     text: str = ""
 
+    @abstractmethod
     def check(self, observed: Any) -> Outcome:
-        raise NotImplementedError  # pragma: no cover - abstract
+        """Whether ``observed`` meets this expectation."""
 
     def display(self) -> str:
         return self.text
