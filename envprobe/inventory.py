@@ -24,7 +24,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from envprobe.errors import ConfigError, Problem
+from envprobe.errors import ConfigError, Problem, read_utf8
 from envprobe.record import field, record
 from envprobe.registry import did_you_mean
 from envprobe.schema import Field, Model, ValidationError, field_validator
@@ -130,18 +130,7 @@ def empty() -> Inventory:
 
 def load(path: str | Path, environ: dict[str, str] | None = None) -> Inventory:
     """Load an inventory file (envprobe YAML, Ansible YAML or Ansible INI), secrets resolved and masked later."""
-    p = Path(path)
-    try:
-        raw = p.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError([Problem(str(path), None, None, "", "inventory file not found")]) from None
-    except OSError as exc:
-        raise ConfigError([Problem(str(path), None, None, "", f"cannot read: {exc.strerror or exc}")]) from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise ConfigError([Problem(str(path), line, None, "", "not UTF-8 text; save the file as UTF-8")]) from None
+    text = read_utf8(path, "inventory file")
     if _looks_ini(text):
         return _load_ini(text, str(path))
     return _load_yaml(text, str(path))

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import yaml
 
 from envprobe import expect as expectmod
-from envprobe.errors import ConfigError, Problem
+from envprobe.errors import ConfigError, Problem, read_utf8
 from envprobe.model import Severity, Text
 from envprobe.probes.base import Probe
 from envprobe.record import field, record
@@ -665,16 +665,5 @@ def load_file(
     inventory: Any = None,
 ) -> Plan:
     p = Path(path)
-    try:
-        raw = p.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError([Problem(str(path), None, None, "", "file not found")]) from None
-    except OSError as exc:
-        raise ConfigError([Problem(str(path), None, None, "", f"cannot read: {exc.strerror or exc}")]) from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        msg = "not UTF-8 text; save the file as UTF-8 (GBK-encoded files must be converted)"
-        raise ConfigError([Problem(str(path), line, None, "", msg)]) from None
+    text = read_utf8(p)
     return load_text(text, str(path), registry, cli_vars, environ, base_dir=p.resolve().parent, inventory=inventory)

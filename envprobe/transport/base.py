@@ -59,6 +59,21 @@ class Source:
         return cls("command", line, user)
 
 
+def resolve_without_asking(name: str) -> list[str] | None:
+    """What every resolver would answer without being asked: an IP address is itself (scope kept); a
+    ``.invalid`` name never resolves (RFC 6761 §6.4). None when a resolver must be asked."""
+    import ipaddress
+
+    addr, _, scope = name.partition("%")
+    try:
+        return [str(ipaddress.ip_address(addr)) + (f"%{scope}" if scope else "")]
+    except ValueError:
+        pass
+    if name.rstrip(".").lower().split(".")[-1] == "invalid":
+        raise socket.gaierror(socket.EAI_NONAME, f"{name}: a .invalid name never resolves (RFC 6761)")
+    return None
+
+
 class Started:
     """A command that keeps running while the caller does something else (e.g. a temporary listener)."""
 
@@ -153,16 +168,10 @@ class Transport(ABC):
         This default asks the host's C library through ``getent ahosts`` (any POSIX host: one command); the
         local transport overrides it with ``getaddrinfo`` in this process.
         """
-        import ipaddress
-
         name = name.strip().strip("[]")
-        addr, _, scope = name.partition("%")
-        try:
-            return [str(ipaddress.ip_address(addr)) + (f"%{scope}" if scope else "")]
-        except ValueError:
-            pass
-        if name.rstrip(".").lower().split(".")[-1] == "invalid":
-            raise socket.gaierror(socket.EAI_NONAME, f"{name}: a .invalid name never resolves (RFC 6761)")
+        literal = resolve_without_asking(name)
+        if literal is not None:
+            return literal
         res = self.run(["getent", "ahosts", name], timeout=timeout, env={"LC_ALL": "C", "LANG": "C"})
         if res.timed_out:
             raise TimeoutError(f"no answer from the resolver of {self.name} within {timeout:g} s")

@@ -9,7 +9,7 @@ import subprocess
 import time
 from collections.abc import Sequence
 
-from envprobe.transport.base import CommandResult, Transport, TransportError
+from envprobe.transport.base import CommandResult, Transport, TransportError, resolve_without_asking
 
 
 class LocalTransport(Transport):
@@ -75,17 +75,12 @@ class LocalTransport(Transport):
         """``getaddrinfo`` in this process (hosts file, resolver, nsswitch; on Windows and macOS their own
         resolvers). getaddrinfo has no timeout of its own, so it runs in a daemon thread that is abandoned
         after ``timeout`` seconds (it ends by itself when the resolver gives up)."""
-        import ipaddress
         import threading
 
         name = name.strip().strip("[]")
-        addr, _, scope = name.partition("%")
-        try:
-            return [str(ipaddress.ip_address(addr)) + (f"%{scope}" if scope else "")]
-        except ValueError:
-            pass
-        if name.rstrip(".").lower().split(".")[-1] == "invalid":
-            raise socket.gaierror(socket.EAI_NONAME, f"{name}: a .invalid name never resolves (RFC 6761)")
+        literal = resolve_without_asking(name)
+        if literal is not None:
+            return literal
         box: list[object] = []
 
         def lookup() -> None:
