@@ -479,32 +479,29 @@ def as_socket(stream: Any) -> socket.socket:
     with contextlib.suppress(Exception):
         stream.settimeout(None)
 
-    def down() -> None:  # channel -> socket
+    def pump(src: Any, dst: Any, finish: Any) -> None:
         try:
             while True:
-                data = stream.recv(65536)
+                data = src.recv(65536)
                 if not data:
                     break
-                theirs.sendall(data)
+                dst.sendall(data)
         except Exception:  # noqa: BLE001 - either side went away: the bridge ends
             pass
         finally:
-            _shutdown_write(theirs)
+            finish()
+
+    def close_both() -> None:
+        with contextlib.suppress(Exception):
+            stream.close()
+        with contextlib.suppress(OSError):
+            theirs.close()
+
+    def down() -> None:  # channel -> socket
+        pump(stream, theirs, lambda: _shutdown_write(theirs))
 
     def up() -> None:  # socket -> channel
-        try:
-            while True:
-                data = theirs.recv(65536)
-                if not data:
-                    break
-                stream.sendall(data)
-        except Exception:  # noqa: BLE001 - either side went away: the bridge ends
-            pass
-        finally:
-            with contextlib.suppress(Exception):
-                stream.close()
-            with contextlib.suppress(OSError):
-                theirs.close()
+        pump(theirs, stream, close_both)
 
     threading.Thread(target=down, daemon=True, name="vantage-bridge-down").start()
     threading.Thread(target=up, daemon=True, name="vantage-bridge-up").start()

@@ -128,14 +128,10 @@ def _lookup(ctx: ProbeContext, host: str, timeout: float) -> list[str]:
 # ===========================================================================================================
 # tcp
 # ===========================================================================================================
-class TcpParams(Model):
-    host: str = Field(description="host name or IP address to connect to (resolved at the vantage host)")
-    port: int = Field(ge=1, le=65535, description="TCP port, 1-65535")
-    timeout: float = Field(default=3.0, gt=0, le=300,
-                           description="seconds to wait for the name lookup and, separately, for the connection "
-                                       "('3s', '500ms'); no answer within it means filtered")
+class _TargetParams(Model):
+    """What tcp and latency share: a target host, and durations written as 3, '3s' or '500ms'."""
 
-    @field_validator("timeout", mode="before")
+    @field_validator("interval", "timeout", mode="before")
     @classmethod
     def _duration(cls, v: Any) -> Any:
         return _seconds(v)
@@ -144,6 +140,15 @@ class TcpParams(Model):
     @classmethod
     def _host(cls, v: str) -> str:
         return _nonempty_host(v)
+
+
+class TcpParams(_TargetParams):
+    host: str = Field(description="host name or IP address to connect to (resolved at the vantage host)")
+    port: int = Field(ge=1, le=65535, description="TCP port, 1-65535")
+    timeout: float = Field(default=3.0, gt=0, le=300,
+                           description="seconds to wait for the name lookup and, separately, for the connection "
+                                       "('3s', '500ms'); no answer within it means filtered")
+
 
 
 class TcpFacts(Facts):
@@ -324,7 +329,7 @@ def tcp_message(f: Any, timeout: float) -> Text:
 # ===========================================================================================================
 # latency
 # ===========================================================================================================
-class LatencyParams(Model):
+class LatencyParams(_TargetParams):
     host: str = Field(description="host name or IP address to measure (resolved once, at the vantage host)")
     port: int | None = Field(default=None, ge=1, le=65535,
                              description="TCP port for connect samples (the default method); with method: icmp, "
@@ -338,16 +343,6 @@ class LatencyParams(Model):
                                         "for the previous one to finish, as with ping")
     timeout: float = Field(default=1.0, gt=0, le=60,
                            description="seconds each sample waits for its answer ('1s'); later is lost")
-
-    @field_validator("interval", "timeout", mode="before")
-    @classmethod
-    def _duration(cls, v: Any) -> Any:
-        return _seconds(v)
-
-    @field_validator("host")
-    @classmethod
-    def _host(cls, v: str) -> str:
-        return _nonempty_host(v)
 
     @model_validator()
     def _port_for_tcp(self) -> LatencyParams:
