@@ -161,6 +161,9 @@ class Compare(Expectation):
                                         f"期望值 {self.raw!r} 不是数字"))
             return Outcome(_OPS[self.op](float(observed), self.number))
         if isinstance(observed, str):
+            own = _own_compare(observed, self.op, self.raw)
+            if own is not None:
+                return Outcome(own)
             ov = parse_version(observed)
             if self.version is not None and ov is not None:
                 wv = self.version
@@ -180,6 +183,14 @@ class Compare(Expectation):
             return Outcome(_OPS[self.op](_fmt(observed), self.raw))
         return Outcome(False, t(f"cannot compare {type(observed).__name__} with {self.text}",
                                 f"无法将 {type(observed).__name__} 类型与 {self.text} 比较"))
+
+
+def _own_compare(observed: str, op: str, wanted: str) -> bool | None:
+    """Observed text values that know how they compare carry ``compare_with(op, raw) -> bool | None``: a
+    package version ordered the way dpkg or rpm orders it, a multi-value kernel setting compared field by field.
+    ``op`` is one of ``>= <= > < == !=``; None means "not comparable that way", and the generic rules apply."""
+    own = getattr(observed, "compare_with", None)
+    return own(op, wanted) if callable(own) else None
 
 
 def _maybe_float(s: str) -> float | None:
@@ -205,6 +216,9 @@ class Equals(Expectation):
         if _is_number(observed) and self.number is not None:
             return Outcome(float(observed) == self.number)
         if isinstance(observed, str) and isinstance(self.value, str):
+            own = _own_compare(observed, "==", self.value)
+            if own is not None:
+                return Outcome(own)
             ov, wv = parse_version(observed), parse_version(self.value)
             if observed != self.value and ov is not None and wv is not None and _looks_dotted(self.value):
                 return Outcome(ov[: len(wv)] == wv)

@@ -11,12 +11,13 @@ native path for this machine (psutil) implement :meth:`Probe.collect_native`, us
 
 from __future__ import annotations
 
+import shlex
 import time
 from typing import Any, ClassVar
 
 from envprobe.model import Text, t
 from envprobe.schema import Model
-from envprobe.transport.base import CommandResult, Source, Transport
+from envprobe.transport.base import CommandResult, PrivilegeError, Source, Transport
 
 
 class NoParams(Model):
@@ -58,9 +59,18 @@ class ProbeContext:
     def fetch(self, sources: list[Source]) -> dict[Source, CommandResult]:
         return self.transport.fetch(sources, timeout=self.remaining())
 
-    def run(self, cmd: list[str] | str, timeout: float | None = None) -> CommandResult:
+    def run(self, cmd: list[str] | str, timeout: float | None = None, privileged: bool = False) -> CommandResult:
+        """Run a command on the host. ``privileged``: as root (directly, or through the host's sudo settings);
+        when root cannot be had, a :class:`ProbeError` that says why and what to configure."""
         limit = self.remaining() if timeout is None else min(timeout, self.remaining())
-        return self.transport.run(cmd, timeout=limit, env={"LC_ALL": "C", "LANG": "C"})
+        env = {"LC_ALL": "C", "LANG": "C"}
+        if not privileged:
+            return self.transport.run(cmd, timeout=limit, env=env)
+        line = cmd if isinstance(cmd, str) else shlex.join(cmd)
+        try:
+            return self.transport.run_privileged(line, timeout=limit, env=env)
+        except PrivilegeError as exc:
+            raise ProbeError(*_privilege_message(exc, self.transport.name)) from exc
 
 
 class Probe:
@@ -107,3 +117,30 @@ class Probe:
     @classmethod
     def fields(cls) -> dict[str, Any]:
         return dict(cls.Facts.model_fields)
+
+
+def _privilege_message(exc: PrivilegeError, host: str) -> tuple[Text, Text]:
+    """What went wrong getting root on ``host``, and what to configure (bilingual)."""
+    detail = f" ({exc.detail})" if exc.detail else ""
+    if exc.reason == "not-root":
+        return (t(f"this check needs root on {host}, and the login user is not root",
+                  f"该检查需要 {host} 上的 root 权限，而登录用户不是 root"),
+                t("set `sudo: true` for the host in the inventory (and `sudo_password: ${env:NAME}` if sudo asks "
+                  "for a password), or log in as root; run a local scan as root",
+                  "在清单中为该主机设置 `sudo: true`（若 sudo 需要密码，再设置 `sudo_password: ${env:变量名}`），"
+                  "或以 root 登录；本机扫描请以 root 运行"))
+    if exc.reason == "sudo-missing":
+        return (t(f"this check needs root on {host}; sudo is configured but not installed there",
+                  f"该检查需要 {host} 上的 root 权限；已配置 sudo，但该主机未安装 sudo"),
+                t("log in as root for this host, or ask the client's administrator to run the check",
+                  "请以 root 登录该主机，或请客户管理员协助执行该检查"))
+    if exc.reason == "sudo-password":
+        return (t(f"sudo on {host} asked for a password and the one configured was missing or refused{detail}",
+                  f"{host} 上的 sudo 需要密码，但未配置密码或密码被拒绝{detail}"),
+                t("check `sudo_password` for this host in the inventory (give it as ${env:NAME}); "
+                  "the sudo password is the login user's own password",
+                  "请检查清单中该主机的 `sudo_password`（以 ${env:变量名} 提供）；sudo 密码即登录用户自己的密码"))
+    return (t(f"sudo on {host} refused to run the check as root{detail}",
+              f"{host} 上的 sudo 拒绝以 root 身份执行该检查{detail}"),
+            t("ask the client's administrator to grant the login user sudo rights (or the specific command)",
+              "请客户管理员为登录用户授予 sudo 权限（或授予该命令的权限）"))

@@ -23,6 +23,23 @@ class TransportError(Exception):
     """The transport could not perform an operation (host unreachable, file unreadable, ...)."""
 
 
+class PrivilegeError(TransportError):
+    """A command that needs root could not get it.
+
+    ``reason`` is one of ``not-root`` (no sudo configured for the host), ``sudo-missing`` (sudo is not installed),
+    ``sudo-password`` (sudo wants a password and none was given, or the one given was wrong) and
+    ``sudo-denied`` (the account may not use sudo for this).
+    """
+
+    def __init__(self, reason: str, user_detail: str = ""):
+        super().__init__(f"{reason}: {user_detail}" if user_detail else reason)
+        self.reason = reason
+        self.detail = user_detail
+
+
+_SUDO_OK = "ENVPROBE-PRIVILEGED-OK"
+
+
 @record(frozen=True)
 class CommandResult:
     rc: int
@@ -123,6 +140,11 @@ class Transport(ABC):
     #: A name for messages: "local", "app01", ...
     name: str = "local"
 
+    #: Run privileged commands through sudo when the login user is not root (inventory ``sudo: true``).
+    sudo: bool = False
+    #: The password sudo asks for, if it asks (a secret: sent on stdin only, never on a command line).
+    sudo_password: str | None = None
+
     def __init__(self) -> None:
         self._cache: dict[Source, CommandResult] = {}
         self._cache_lock = threading.Lock()
@@ -184,6 +206,47 @@ class Transport(ABC):
         if not found:
             raise socket.gaierror(socket.EAI_NONAME, f"{name}: no address on {self.name}")
         return list(dict.fromkeys(found))
+
+    def run_privileged(self, cmd: str, timeout: float = 10.0,
+                       env: dict[str, str] | None = None) -> CommandResult:
+        """Run a POSIX shell command as root, in one exec: directly when the login user is root, through
+        ``sudo`` when the host is configured for it, else :class:`PrivilegeError` (``not-root``).
+
+        sudo's password, when configured, goes on stdin (``sudo -S``), never on a command line; the command itself
+        then reads /dev/null, so a password sudo did not need can never reach it. Without a password ``sudo -n``
+        is used, which fails at once instead of waiting for a prompt nobody will answer.
+        """
+        import shlex
+
+        inner = f"echo {_SUDO_OK} >&2; exec </dev/null; {cmd}"
+        if self.sudo and self.sudo_password is not None:
+            via = f"sudo -S -p '' -- sh -c {shlex.quote(inner)}"
+            stdin: str | None = self.sudo_password + "\n"
+        elif self.sudo:
+            via = f"sudo -n -- sh -c {shlex.quote(inner)}"
+            stdin = None
+        else:
+            via = "echo ENVPROBE-NOT-ROOT >&2; exit 126"
+            stdin = None
+        script = (f'if [ "$(id -u)" = 0 ]; then sh -c {shlex.quote(inner)}; '
+                  f"elif command -v sudo >/dev/null 2>&1 || [ {int(not self.sudo)} = 1 ]; then {via}; "
+                  f"else echo ENVPROBE-NO-SUDO >&2; exit 127; fi")
+        res = self.run(script, timeout=timeout, env=env, stdin=stdin)
+        if res.timed_out:
+            return res
+        if _SUDO_OK in res.stderr:
+            head, _, tail = res.stderr.partition(_SUDO_OK + "\n")
+            return CommandResult(res.rc, res.stdout, head + tail, res.duration_ms)
+        err = res.stderr
+        if "ENVPROBE-NOT-ROOT" in err:
+            raise PrivilegeError("not-root")
+        if "ENVPROBE-NO-SUDO" in err:
+            raise PrivilegeError("sudo-missing")
+        low = err.lower()
+        detail = " ".join(line.strip() for line in err.splitlines() if line.strip())[:300]
+        if "password" in low or "try again" in low:
+            raise PrivilegeError("sudo-password", detail)
+        raise PrivilegeError("sudo-denied", detail)
 
     def start(self, cmd: str, timeout: float) -> Started:
         """Start a POSIX shell command and return at once; its output is readable while it runs.

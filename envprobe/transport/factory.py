@@ -103,6 +103,8 @@ def build_transports(hosts: list[str], inventory: Any, opts: SshOptions) -> dict
             connect_timeout=spec.connect_timeout,
             jump=jump,
         )
+        tr.sudo = bool(spec.sudo)
+        tr.sudo_password = spec.sudo_password
         made[name] = tr
         return tr
 
