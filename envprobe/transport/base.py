@@ -234,16 +234,19 @@ class Transport(ABC):
         res = self.run(script, timeout=timeout, env=env, stdin=stdin)
         if res.timed_out:
             return res
-        if _SUDO_OK in res.stderr:
-            head, _, tail = res.stderr.partition(_SUDO_OK + "\n")
-            return CommandResult(res.rc, res.stdout, head + tail, res.duration_ms)
+        lines = res.stderr.splitlines(keepends=True)
+        ok_line = next((i for i, line in enumerate(lines) if line.rstrip("\n") == _SUDO_OK), None)
+        if ok_line is not None:  # a line of its own: sudo's refusals quote the command, sentinel included
+            del lines[ok_line]
+            return CommandResult(res.rc, res.stdout, "".join(lines), res.duration_ms)
         err = res.stderr
         if "ENVPROBE-NOT-ROOT" in err:
             raise PrivilegeError("not-root")
         if "ENVPROBE-NO-SUDO" in err:
             raise PrivilegeError("sudo-missing")
         low = err.lower()
-        detail = " ".join(line.strip() for line in err.splitlines() if line.strip())[:300]
+        detail = " ".join(line.strip() for line in err.splitlines() if line.strip())
+        detail = detail.replace(f"echo {_SUDO_OK} >&2; exec </dev/null; ", "")[:300]
         if "password" in low or "try again" in low:
             raise PrivilegeError("sudo-password", detail)
         raise PrivilegeError("sudo-denied", detail)
