@@ -7,7 +7,10 @@ Forms (a value under ``expect: {field: ...}``):
 * version-aware: when the observed value is a version string, ``>= 15.0`` compares component by component
   (``15.0.4153`` ≥ ``15.0``); ``== 15`` matches any ``15.x`` (compares as many components as written).
 * ``~ REGEX`` (search) and ``!~ REGEX`` (must not match); ``in [a, b]``; ``contains X``.
-* a YAML list: all must hold; a bare scalar: equality.
+* a YAML list: all must hold; ``{any_of: [...]}``: one must hold (``{all_of: [...]}`` spells out a list).
+* ``unlimited`` (also ``infinity``) is a number larger than any other: ``nofile: ">= 65536"`` passes for
+  an unlimited value, and ``== unlimited`` asks for exactly that.
+* a bare scalar: equality.
 """
 
 from __future__ import annotations
@@ -59,8 +62,14 @@ _NUM_UNIT = re.compile(r"^\s*([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*(
 _VERSION = re.compile(r"^\s*[vV]?(\d+(?:\.\d+)+|\d+)(?=$|[-_+~ a-zA-Z(])")
 
 
+_UNLIMITED = {"unlimited", "infinity", "inf"}
+
+
 def _to_number(text: str, unit: str | None, where: str) -> float | None:
-    """Parse ``16``, ``16 GB``, ``1.5s`` into the field's unit. None when ``text`` is not a number."""
+    """Parse ``16``, ``16 GB``, ``1.5s`` into the field's unit; ``unlimited`` is +∞ (ulimit, limits.conf).
+    None when ``text`` is not a number."""
+    if text.strip().lower() in _UNLIMITED:
+        return math.inf
     m = _NUM_UNIT.match(text)
     if not m:
         return None
@@ -194,6 +203,8 @@ def _own_compare(observed: str, op: str, wanted: str) -> bool | None:
 
 
 def _maybe_float(s: str) -> float | None:
+    if s.strip().lower() in _UNLIMITED:
+        return math.inf
     try:
         return float(s)
     except ValueError:
@@ -284,6 +295,23 @@ class AllOf(Expectation):
         return Outcome(True)
 
 
+@record
+class AnyOf(Expectation):
+    """Alternatives: one must hold (``{any_of: ["~ ^11\\.", ">= 17"]}``)."""
+
+    parts: list[Expectation]
+    text: str
+
+    def check(self, observed: Any) -> Outcome:
+        first: Outcome | None = None
+        for p in self.parts:
+            out = p.check(observed)
+            if out.ok:
+                return out
+            first = first or out
+        return first if first is not None and first.problem is not None else Outcome(False)
+
+
 _CMP = re.compile(r"^\s*(>=|<=|==|!=|>|<)\s*(.*?)\s*$", re.S)
 
 
@@ -295,9 +323,19 @@ def parse(spec: Any, unit: str | None = None, where: str = "expectation") -> Exp
         parts = [parse(s, unit, where) for s in spec]
         return AllOf(parts=parts, text=" and ".join(p.display() for p in parts))
     if isinstance(spec, dict):
+        if len(spec) == 1 and next(iter(spec)) in ("any_of", "all_of"):
+            key, alts = next(iter(spec.items()))
+            if not isinstance(alts, list) or not alts:
+                raise ExpectSyntaxError(f"{where}: '{key}' needs a non-empty list of expectations")
+            parts = [parse(a, unit, where) for a in alts]
+            if key == "all_of":
+                return AllOf(parts=parts, text=" and ".join(p.display() for p in parts))
+            return AnyOf(parts=parts, text=" or ".join(f"({p.display()})" if " and " in p.display() else p.display()
+                                                       for p in parts))
         raise ExpectSyntaxError(
             f"{where}: a mapping is not an expectation; write a comparison such as '>= 8', "
-            "'~ REGEX', 'in [a, b]', 'contains X', a list of those, or a plain value"
+            "'~ REGEX', 'in [a, b]', 'contains X', a list of those, {any_of: [...]} / {all_of: [...]}, "
+            "or a plain value"
         )
     if spec is None or isinstance(spec, (bool, int, float)):
         number = float(spec) if isinstance(spec, (int, float)) and not isinstance(spec, bool) else None

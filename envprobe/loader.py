@@ -16,6 +16,15 @@ from typing import Any, Literal
 import yaml
 
 from envprobe import expect as expectmod
+from envprobe.conditions import (
+    Condition,
+    ConsistencyRule,
+    Deferred,
+    FactRef,
+    dig,
+    split_condition,
+    template_refs,
+)
 from envprobe.errors import ConfigError, Problem, read_utf8
 from envprobe.model import Severity, Text
 from envprobe.probes.base import Probe
@@ -165,6 +174,15 @@ class CheckSpec(Model):
     timeout: float | None = Field(default=None, description="seconds per attempt (default 10)")
     hint: str | TextSpec | None = None
     tags: list[str] = Field(default_factory=list)
+    when: str | list[str] | None = Field(
+        default=None, description="run only if this holds: 'os.family == linux', 'memory.total_gb > 32', "
+                                  "'deploy_mode == cluster' (a list: all must hold); else skipped")
+    loop: list[Any] | None = Field(default=None, description="one check per item; templates see {{ item }}")
+    loop_from: str | None = Field(default=None, description="like loop, from a list variable ('ports' or "
+                                                            "'vars.ports')")
+    consistent: list[Any] | None = Field(
+        default=None, description="fields every host must report alike ('timezone'), or {field: spread} for "
+                                  "numbers ({offset_ms: '<= 500'})")
 
     @field_validator("id")
     @classmethod
@@ -263,6 +281,20 @@ class PlannedCheck:
     timeout: float
     hint: Text | None
     line: int | None = None
+    #: the checklist's id for this check; differs from ``id`` for the instances of a ``loop:``
+    group: str = ""
+    when: list[Condition] = field(default_factory=list)
+    deferred: list[Deferred] = field(default_factory=list)
+    #: variables of this check's host (deferred templates are rendered with them and the facts)
+    variables: dict[str, Any] = field(default_factory=dict)
+    consistent: list[ConsistencyRule] = field(default_factory=list)
+
+    @property
+    def fact_probes(self) -> list[str]:
+        """Probes whose facts this check refers to (``when:``, derived expectations)."""
+        names = [c.fact.probe for c in self.when if c.fact is not None]
+        names += [r.probe for d in self.deferred for r in d.refs]
+        return list(dict.fromkeys(names))
 
 
 @record
@@ -384,6 +416,7 @@ def load_text(
 
     inv = inventory
     seen_ids: dict[str, int] = {}
+    planned_ids: set[tuple[str, str]] = set()
     checks: list[PlannedCheck] = []
     renderers: dict[str, _Renderer] = {}
 
@@ -430,9 +463,21 @@ def load_text(
                 msg += f"; did you mean {hint}?" if hint else ""
                 msg += f" (observed fields: {', '.join(fields)})"
                 problems.append(doc.problem((*cpath, "expect", fname), msg, key=True))
+        if c.loop is not None and c.loop_from is not None:
+            problems.append(doc.problem((*cpath, "loop_from"), "give either 'loop' or 'loop_from', not both"))
+            continue
         for host in hosts:
-            planned = _plan_check(c, i, host, probe_cls, renderer_for(host), environ, masker, doc, problems, line)
-            if planned is not None:
+            base = renderer_for(host)
+            for check_id, renderer, label in _instances(c, cpath, base, doc, problems):
+                planned = _plan_check(c, i, host, probe_cls, renderer, environ, masker, doc, problems, line,
+                                      registry, check_id, label)
+                if planned is None:
+                    continue
+                if (planned.id, host) in planned_ids:
+                    problems.append(doc.problem(cpath, f"check id {planned.id!r} is used twice (a loop makes ids "
+                                                       "from its items: give them distinct names)"))
+                    continue
+                planned_ids.add((planned.id, host))
                 checks.append(planned)
 
     ids = {c.id for _, c in valid_checks}
@@ -444,13 +489,13 @@ def load_text(
                                             f"unknown check id {need!r}" + (f"; did you mean {hint}?" if hint else "")))
             elif need == c.id:
                 problems.append(doc.problem(("checks", i, "needs", j), "a check cannot need itself"))
-    planned_keys = {(pc.id, pc.hosts[0]) for pc in checks}
+    planned_groups = {(pc.group, pc.hosts[0]) for pc in checks}
     by_id = {spec_c.id: i for i, spec_c in valid_checks}
     for pc in checks:
         for j, need in enumerate(pc.needs):
-            if need in by_id and (need, pc.hosts[0]) not in planned_keys:
-                problems.append(doc.problem(("checks", by_id[pc.id], "needs", j),
-                                            f"{pc.id!r} runs on {pc.hosts[0]!r} but {need!r} does not; a check can "
+            if need in by_id and (need, pc.hosts[0]) not in planned_groups:
+                problems.append(doc.problem(("checks", by_id[pc.group], "needs", j),
+                                            f"{pc.group!r} runs on {pc.hosts[0]!r} but {need!r} does not; a check can "
                                             "only need checks that run on the same hosts"))
     cycle = _find_cycle({c.id: c.needs for _, c in valid_checks})
     if cycle:
@@ -497,9 +542,197 @@ def _vantage(from_: str | None, host: str) -> str | None:
     return None if from_ is None or from_ == host else from_
 
 
+_SLUG = re.compile(r"[^a-z0-9]+")
+
+
+def _item_label(item: Any, index: int) -> str:
+    if isinstance(item, dict):
+        for key in ("id", "name", "port", "path", "key"):
+            if isinstance(item.get(key), (str, int, float)) and not isinstance(item.get(key), bool):
+                return str(item[key])
+        return str(index + 1)
+    if isinstance(item, (list, tuple)):
+        return str(index + 1)
+    return str(item)
+
+
+def _instances(c: CheckSpec, cpath: Path_, base: _Renderer, doc: YamlDoc,
+               problems: list[Problem]) -> list[tuple[str, _Renderer, str | None]]:
+    """(check id, renderer, loop label) per instance: one without a loop, one per item with ``loop:``."""
+    if c.loop is None and c.loop_from is None:
+        return [(c.id, base, None)]
+    if c.loop is not None:
+        items: Any = c.loop
+    else:
+        name = str(c.loop_from).strip()
+        path = name.split(".")
+        if path[0] == "vars" and len(path) > 1 and "vars" not in base.variables:
+            path = path[1:]
+        found, items = dig(base.variables, path)
+        if not found:
+            known = ", ".join(sorted(base.variables)) or "none"
+            problems.append(doc.problem((*cpath, "loop_from"), f"variable {name!r} is not defined (variables: "
+                                                               f"{known})"))
+            return []
+        if isinstance(items, dict):
+            items = [{"key": k, "value": v} for k, v in items.items()]
+        if not isinstance(items, list):
+            problems.append(doc.problem((*cpath, "loop_from"), f"variable {name!r} is a {type(items).__name__}; "
+                                                               "loop_from needs a list"))
+            return []
+    if not items:
+        problems.append(doc.problem((*cpath, "loop" if c.loop is not None else "loop_from"),
+                                    "the loop has no items: nothing would be checked"))
+        return []
+    out: list[tuple[str, _Renderer, str | None]] = []
+    used: set[str] = set()
+    for n, item in enumerate(items):
+        label = _item_label(item, n)
+        slug = _SLUG.sub("-", label.lower()).strip("-") or str(n + 1)
+        cid = f"{c.id}-{slug}"
+        if cid in used:
+            cid = f"{c.id}-{slug}-{n + 1}"
+        used.add(cid)
+        out.append((cid, _Renderer({**base.variables, "item": item, "loop_index": n + 1}), label))
+    return out
+
+
+def _fact_probe(name: str, variables: dict[str, Any], registry: Registry | None) -> type[Probe] | None:
+    """The probe ``name`` refers to in a template or condition: one whose parameters all have defaults, and
+    only when no variable has that name."""
+    if registry is None or name in variables or name not in registry:
+        return None
+    try:
+        cls = registry.get(name)
+        cls.Params.model_validate({})
+    except (RegistryError, ValidationError):
+        return None
+    return cls
+
+
+def _fact_refs(value: Any, variables: dict[str, Any], registry: Registry | None, doc: YamlDoc, path: Path_,
+               problems: list[Problem]) -> list[FactRef] | None:
+    """Fact references in an expectation (a string, or strings in a list/mapping); None when there are none."""
+    texts: list[str] = []
+
+    def walk(v: Any) -> None:
+        if isinstance(v, str) and "{" in v:
+            texts.append(v)
+        elif isinstance(v, dict):
+            for x in v.values():
+                walk(x)
+        elif isinstance(v, list):
+            for x in v:
+                walk(x)
+
+    walk(value)
+    refs: list[FactRef] = []
+    for text in texts:
+        for name, attr in template_refs(text):
+            cls = _fact_probe(name, variables, registry)
+            if cls is None:
+                continue
+            fields = cls.fields()
+            if attr not in fields:
+                hint = did_you_mean(attr, list(fields))
+                problems.append(doc.problem(path, f"probe {name!r} observes no field {attr!r}"
+                                                  + (f"; did you mean {hint}?" if hint else "")
+                                                  + f" (fields: {', '.join(fields)})"))
+                continue
+            refs.append(FactRef(name, attr))
+    return list(dict.fromkeys(refs)) or None
+
+
+def _conditions(c: CheckSpec, cpath: Path_, variables: dict[str, Any], registry: Registry | None, doc: YamlDoc,
+                problems: list[Problem]) -> list[Condition]:
+    if c.when is None:
+        return []
+    texts = [c.when] if isinstance(c.when, str) else list(c.when)
+    out: list[Condition] = []
+    for n, text in enumerate(texts):
+        where: Path_ = (*cpath, "when") if isinstance(c.when, str) else (*cpath, "when", n)
+        parts = split_condition(text) if isinstance(text, str) else None
+        if parts is None:
+            problems.append(doc.problem(where, "a condition is NAME [EXPECTATION]: 'os.family == linux', "
+                                               "'memory.total_gb > 32', 'deploy_mode == cluster'"))
+            continue
+        path, rest = parts
+        fact: FactRef | None = None
+        value: Any = None
+        unit: str | None = None
+        if path[0] == "vars" and len(path) > 1 and path[1] in variables:
+            path = path[1:]
+        if path[0] in variables:
+            found, value = dig(variables, path)
+            if not found:
+                problems.append(doc.problem(where, f"variable {'.'.join(path)!r} is not defined"))
+                continue
+        else:
+            cls = _fact_probe(path[0], variables, registry)
+            if cls is None:
+                known = sorted(variables)
+                problems.append(doc.problem(where, f"unknown name {path[0]!r}: not a variable"
+                                                   + (f" ({', '.join(known)})" if known else "")
+                                                   + ", nor a probe that runs without parameters (os, cpu, memory, "
+                                                     "time, locale, selinux …)"))
+                continue
+            fields = cls.fields()
+            if len(path) < 2 or path[1] not in fields:
+                got = path[1] if len(path) > 1 else ""
+                hint = did_you_mean(got, list(fields)) if got else ""
+                problems.append(doc.problem(where, f"name a field of {path[0]!r}: {path[0]}.FIELD"
+                                                   + (f"; did you mean {path[0]}.{hint}?" if hint else "")
+                                                   + f" (fields: {', '.join(fields)})"))
+                continue
+            fact = FactRef(path[0], path[1])
+            unit = field_unit(cls, path[1])
+        expectation = None
+        if rest:
+            try:
+                expectation = expectmod.parse(rest, unit, where=f"when {text!r}")
+            except expectmod.ExpectSyntaxError as exc:
+                problems.append(doc.problem(where, str(exc)))
+                continue
+        out.append(Condition(text=text.strip(), fact=fact, path=path, value=value, expectation=expectation,
+                             unit=unit))
+    return out
+
+
+def _consistency(c: CheckSpec, cpath: Path_, probe_cls: type[Probe], doc: YamlDoc,
+                 problems: list[Problem]) -> list[ConsistencyRule]:
+    rules: list[ConsistencyRule] = []
+    fields = probe_cls.fields()
+    for n, entry in enumerate(c.consistent or []):
+        where: Path_ = (*cpath, "consistent", n)
+        if isinstance(entry, str):
+            name, spread_spec = entry, None
+        elif isinstance(entry, dict) and len(entry) == 1:
+            name, spread_spec = next(iter(entry.items()))
+        else:
+            problems.append(doc.problem(where, "each entry is a field name ('timezone') or {field: spread} "
+                                               "({offset_ms: '<= 500'})"))
+            continue
+        if name not in fields:
+            hint = did_you_mean(str(name), list(fields))
+            problems.append(doc.problem(where, f"probe {c.probe!r} observes no field {name!r}"
+                                               + (f"; did you mean {hint}?" if hint else "")))
+            continue
+        unit = field_unit(probe_cls, name)
+        spread = None
+        if spread_spec is not None:
+            try:
+                spread = expectmod.parse(spread_spec, unit, where=f"consistent.{name}")
+            except expectmod.ExpectSyntaxError as exc:
+                problems.append(doc.problem(where, str(exc)))
+                continue
+        rules.append(ConsistencyRule(field=name, spread=spread, unit=unit))
+    return rules
+
+
 def _plan_check(
     c: CheckSpec, i: int, host: str, probe_cls: type[Probe], renderer: _Renderer, environ: dict[str, str],
     masker: Masker, doc: YamlDoc, problems: list[Problem], line: int | None,
+    registry: Registry | None = None, check_id: str | None = None, label: str | None = None,
 ) -> PlannedCheck | None:
     """One check for one host: parameters and expectations rendered with that host's variables."""
     cpath: Path_ = ("checks", i)
@@ -516,14 +749,19 @@ def _plan_check(
         return None
     fields = probe_cls.fields()
     exps: list[FieldExpectation] = []
+    deferred: list[Deferred] = []
     ok = True
     for fname, rawspec in c.expect.items():
         if fname not in fields:
             ok = False
             continue
         fpath = (*cpath, "expect", fname)
-        rendered = render(rawspec, fpath)
         unit = field_unit(probe_cls, fname)
+        refs = _fact_refs(rawspec, renderer.variables, registry, doc, fpath, problems)
+        if refs is not None:
+            deferred.append(Deferred(field=fname, template=rawspec, unit=unit, refs=refs))
+            continue
+        rendered = render(rawspec, fpath)
         try:
             exp = expectmod.parse(rendered, unit, where=f"{c.probe}.{fname}")
         except expectmod.ExpectSyntaxError as exc:
@@ -533,10 +771,19 @@ def _plan_check(
         exps.append(FieldExpectation(fname, masker.mask(rendered), exp, unit))
     if not ok:
         return None
+    when = _conditions(c, cpath, renderer.variables, registry, doc, problems)
+    rules = _consistency(c, cpath, probe_cls, doc, problems)
     title = _text(c.title, c.id)
+    if label is not None and not any("item" in str(v) for v in (title.values())):
+        title = {k: f"{v} [{label}]" for k, v in title.items()}
     title = {k: _render_plain(v, renderer, doc, (*cpath, "title"), problems) for k, v in title.items()}
     return PlannedCheck(
-        id=c.id,
+        id=check_id or c.id,
+        group=c.id,
+        when=when,
+        deferred=deferred,
+        variables=renderer.variables if deferred else {},
+        consistent=rules,
         title=title,
         probe_name=c.probe,
         probe=probe_cls,
@@ -617,6 +864,18 @@ class _Renderer:
 
             self._env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
         return str(self._env.from_string(s).render(self.variables))
+
+
+def render_with_facts(template: Any, variables: dict[str, Any]) -> str | Any:
+    """Render a deferred expectation (a string, or strings in a list/mapping) with the host's variables and the
+    facts it refers to (``{{ memory.total_gb * 0.5 }}``). Raises on an undefined name or a bad expression."""
+    if isinstance(template, dict):
+        return {k: render_with_facts(v, variables) for k, v in template.items()}
+    if isinstance(template, list):
+        return [render_with_facts(v, variables) for v in template]
+    if not isinstance(template, str):
+        return template
+    return _Renderer(variables).render(template)
 
 
 def _render_plain(s: str, renderer: _Renderer, doc: YamlDoc, path: Path_, problems: list[Problem]) -> str:

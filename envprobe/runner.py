@@ -18,7 +18,7 @@ from typing import Any
 from envprobe import __version__
 from envprobe import expect as expectmod
 from envprobe.debuglog import DebugLog
-from envprobe.loader import Plan, PlannedCheck
+from envprobe.loader import FieldExpectation, Plan, PlannedCheck
 from envprobe.model import Result, Run, Severity, Status, Text, iso, join_text, t, utcnow
 from envprobe.probes.base import ProbeContext, ProbeError
 from envprobe.record import field, record
@@ -38,6 +38,8 @@ class _Attempt:
     details: list[dict[str, Any]] = field(default_factory=list)
     hint: Text | None = None
     reason: str | None = None
+    #: expectations derived on the host (field -> text), shown with the static ones
+    expected: dict[str, str] = field(default_factory=dict)
 
 
 @record
@@ -58,13 +60,14 @@ class Unit:
 
 
 def evaluate(
-    check: PlannedCheck, facts: Model, note: Text | None = None
+    check: PlannedCheck, facts: Model, note: Text | None = None, extra: list[FieldExpectation] | None = None,
 ) -> tuple[Status, Text, list[dict[str, Any]]]:
-    """Judge observed facts against the check's expectations: status, message, per-field details."""
+    """Judge observed facts against the check's expectations (and ``extra`` ones derived on the host): status,
+    message, per-field details."""
     observed = facts.model_dump(mode="json")
     details: list[dict[str, Any]] = []
     failures: list[Text] = []
-    for fe in check.expectations:
+    for fe in [*check.expectations, *(extra or [])]:
         value = observed.get(fe.field)
         outcome = fe.expectation.check(value)
         details.append({
@@ -136,6 +139,11 @@ class Runner:
         ctx = ProbeContext(vantage, unit.host, check.timeout, prefer_native=self.prefer_native,
                            host_transport=transport)
         try:
+            if check.when:
+                why = self._condition_fails(check, transport, unit.host)
+                if why is not None:
+                    return _Attempt(Status.SKIP, why)
+            derived = self._derive(check, transport, unit.host) if check.deferred else []
             probe = check.probe()
             facts = probe.collect(ctx, check.params)
             note = probe.note(check.params, facts)
@@ -157,8 +165,70 @@ class Runner:
             ))
         if not isinstance(facts, Model):
             facts = check.probe.Facts.model_validate(facts)
-        status, message, details = evaluate(check, facts, note)
-        return _Attempt(status, message, facts.model_dump(mode="json"), details)
+        status, message, details = evaluate(check, facts, note, derived)
+        return _Attempt(status, message, facts.model_dump(mode="json"), details,
+                        expected={fe.field: fe.expectation.display() for fe in derived})
+
+    # -- facts of the host, for when: and derived expectations -----------------------------------------------
+    def host_fact(self, transport: Transport, host: str, probe_name: str) -> dict[str, Any]:
+        """The facts of a parameterless probe on ``host``, observed once per scan and shared."""
+        def observe() -> dict[str, Any] | ProbeError:
+            probe_cls = self._probe_class(probe_name)
+            ctx = ProbeContext(transport, host, 15.0, prefer_native=self.prefer_native)
+            try:
+                return probe_cls().collect(ctx, probe_cls.Params.model_validate({})).model_dump(mode="json")
+            except ProbeError as exc:
+                return exc
+            except TransportError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - reported on every check that needed it
+                self._log("error", f"facts of {probe_name} on {host}:\n{traceback.format_exc()}")
+                return ProbeError(t(f"{type(exc).__name__}: {exc}", f"{type(exc).__name__}: {exc}"))
+
+        got = transport.memo(f"fact:{probe_name}", observe)
+        if isinstance(got, ProbeError):
+            raise ProbeError(t(f"the {probe_name} facts this check refers to could not be observed: "
+                               f"{got.message.get('en', '')}",
+                               f"该检查引用的 {probe_name} 信息无法采集：{got.message.get('zh-CN', '')}"), got.hint)
+        return got
+
+    def _probe_class(self, name: str) -> Any:
+        for c in self.plan.checks:
+            if c.probe_name == name:
+                return c.probe
+        from envprobe.registry import default_registry
+
+        return default_registry().get(name)
+
+    def _condition_fails(self, check: PlannedCheck, transport: Transport, host: str) -> Text | None:
+        from envprobe.conditions import check_condition, dig
+
+        for cond in check.when:
+            if cond.fact is None:
+                value = cond.value
+            else:
+                facts = self.host_fact(transport, host, cond.fact.probe)
+                value = dig(facts, cond.path[1:])[1]
+            ok, why = check_condition(cond, value)
+            if not ok:
+                return self.plan.masker.mask(why)
+        return None
+
+    def _derive(self, check: PlannedCheck, transport: Transport, host: str) -> list[FieldExpectation]:
+        """Render expectations that refer to the host's facts, now that they can be known."""
+        from envprobe.loader import render_with_facts
+
+        facts = {name: self.host_fact(transport, host, name) for name in check.fact_probes}
+        out: list[FieldExpectation] = []
+        for d in check.deferred:
+            try:
+                rendered = render_with_facts(d.template, {**check.variables, **facts})
+                exp = expectmod.parse(rendered, d.unit, where=f"{check.probe_name}.{d.field}")
+            except Exception as exc:  # noqa: BLE001 - a template that fails on this host's facts
+                raise ProbeError(t(f"the expectation for {d.field} could not be computed from this host's facts: "
+                                   f"{exc}", f"无法根据本主机信息计算 {d.field} 的期望值：{exc}")) from exc
+            out.append(FieldExpectation(d.field, rendered, exp, d.unit))
+        return out
 
     def _attempt_thread(self, unit: Unit, number: int) -> None:
         try:
@@ -188,7 +258,7 @@ class Runner:
             severity=check.severity,
             status=status,
             message=message,
-            expected={fe.field: fe.expectation.display() for fe in check.expectations},
+            expected={**{fe.field: fe.expectation.display() for fe in check.expectations}, **outcome.expected},
             observed=outcome.observed,
             started_at=iso(state.started),
             duration_ms=int((time.perf_counter() - state.t0) * 1000),
@@ -233,8 +303,10 @@ class Runner:
                   started_at=iso(utcnow()), lang=self.plan.lang)
         units = self.units()
         order = {u.key: i for i, u in enumerate(units)}
-        planned = set(order)
         by_key = {u.key: u for u in units}
+        groups: dict[tuple[str, str], list[tuple[str, str]]] = {}  # (checklist id, host) -> its units (loops)
+        for u in units:
+            groups.setdefault((u.check.group or u.check.id, u.host), []).append(u.key)
         results: dict[tuple[str, str], Result] = {}
         pending = list(units)
         running: dict[tuple[str, str], tuple[int, float]] = {}  # key -> (attempt number, deadline)
@@ -257,7 +329,7 @@ class Runner:
         def settle(key: tuple[str, str], outcome: _Attempt) -> None:
             unit, st = by_key[key], states[key]
             del running[key]
-            if outcome.status is not Status.PASS and st.attempts <= unit.check.retries:
+            if outcome.status not in (Status.PASS, Status.SKIP) and st.attempts <= unit.check.retries:
                 self._log("info", f"check {unit.check.id} on {unit.host}: attempt {st.attempts} gave "
                                   f"{outcome.status.value}; retrying in {unit.check.retry_delay:.1f}s")
                 retries.append((time.monotonic() + unit.check.retry_delay, key))
@@ -275,7 +347,7 @@ class Runner:
                 for unit in list(pending):
                     if len(running) >= self.forks:
                         break
-                    needs = [(n, unit.host) for n in unit.check.needs if (n, unit.host) in planned]
+                    needs = [k for n in unit.check.needs for k in groups.get((n, unit.host), [])]
                     if any(k not in results for k in needs):
                         continue
                     pending.remove(unit)
@@ -287,7 +359,7 @@ class Runner:
                         continue
                     start(unit)
                 if len(running) < self.forks and any(
-                    all((n, u.host) in results or (n, u.host) not in planned for n in u.check.needs) for u in pending
+                    all(k in results for n in u.check.needs for k in groups.get((n, u.host), [])) for u in pending
                 ):
                     continue  # skips just made more units ready: schedule them without waiting
                 wake = [d for _, d in running.values()] + [w for w, _ in retries[:1]]
@@ -320,12 +392,66 @@ class Runner:
                     results[unit.key] = self._skip(unit, t(f"interrupted {was}", zh))
         if facts_thread is not None:
             facts_thread.join(0 if run.interrupted else 15)
+        fleet = self._consistency(units, results) if not run.interrupted else []
+        for r in fleet:
+            order[(r.check, r.host)] = len(order)
+            self._record(results, r)
         host_names = sorted({u.host for u in units}) or ["local"]
         run.hosts = {h: {"address": getattr(self.transports.get(h), "address", None), "facts": facts.get(h, {})}
                      for h in host_names}
         run.results = sorted(results.values(), key=lambda r: order[(r.check, r.host)])
         run.finished_at = iso(utcnow())
         return run
+
+    def _consistency(self, units: list[Unit], results: dict[tuple[str, str], Result]) -> list[Result]:
+        """One fleet-wide result per check with ``consistent:``, judged on the hosts that observed it."""
+        from envprobe.conditions import FLEET, consistency
+
+        out: list[Result] = []
+        seen: dict[str, list[Unit]] = {}
+        for u in units:
+            if u.check.consistent:
+                seen.setdefault(u.check.id, []).append(u)
+        for cid, us in seen.items():
+            check = us[0].check
+            answered = {u.host: results[u.key] for u in us
+                        if u.key in results and results[u.key].status in (Status.PASS, Status.WARN, Status.FAIL)}
+            missing = sorted(u.host for u in us if u.host not in answered)
+            details: list[dict[str, Any]] = []
+            messages: list[Text] = []
+            failed = False
+            status = Status.PASS
+            if len(answered) < 2:
+                status = Status.SKIP
+                messages.append(t(f"consistency needs at least two hosts that answered; {len(answered)} did",
+                                  f"一致性比较至少需要两台有结果的主机，实际 {len(answered)} 台"))
+            else:
+                for rule in check.consistent:
+                    values = {h: r.observed.get(rule.field) for h, r in sorted(answered.items())}
+                    ok, msg, detail = consistency(rule, values)
+                    failed = failed or not ok
+                    messages.append(msg)
+                    details.append(detail)
+                if failed:
+                    status = Status.WARN if check.severity is Severity.RECOMMENDED else Status.FAIL
+            if missing and status is not Status.SKIP:
+                messages.append(t(f"not compared: {', '.join(missing)} (no observation)",
+                                  f"未参与比较：{', '.join(missing)}（无采集结果）"))
+            observed = {rule.field: {h: r.observed.get(rule.field) for h, r in sorted(answered.items())}
+                        for rule in check.consistent}
+            out.append(self._mask(Result(
+                check=cid, title=join_text(check.title, t("(consistency across hosts)", "（主机间一致性）"), sep=" "),
+                host=FLEET, from_=None, probe=check.probe_name, severity=check.severity, status=status,
+                message=join_text(*messages, sep="; "),
+                expected={rule.field: ("same on every host" if rule.spread is None else
+                                       f"spread {rule.spread.display()}") for rule in check.consistent},
+                observed=observed, started_at=iso(utcnow()), duration_ms=0,
+                hint=None if status in (Status.PASS, Status.SKIP) else t(
+                    "align the odd host with the others (or the others with it), then scan again",
+                    "请将不一致的主机与其他主机调整一致后重新扫描"),
+                details=details,
+            )))
+        return out
 
     def _log(self, level: str, text: str) -> None:
         if self.debug_log is not None:
@@ -348,6 +474,9 @@ class Runner:
                 continue
             try:
                 by_host.setdefault(u.host, []).extend(u.check.probe().sources(u.check.params))
+                for name in u.check.fact_probes:
+                    cls = self._probe_class(name)
+                    by_host[u.host].extend(cls().sources(cls.Params.model_validate({})))
             except Exception:  # noqa: BLE001 - the unit itself will report the problem
                 continue
         for host, srcs in by_host.items():

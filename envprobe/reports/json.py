@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -25,8 +26,19 @@ _STATUSES = tuple(s.value for s in Status)
 
 
 def dumps(run: dict[str, Any]) -> str:
-    """The run as JSON text (ends with a newline)."""
-    return json.dumps(run, ensure_ascii=False, indent=2) + "\n"
+    """The run as JSON text (ends with a newline). Strict JSON: an unlimited value (+∞, e.g. a ulimit) is
+    written as the string ``"unlimited"``, a not-a-number as null."""
+    return json.dumps(_finite(run), ensure_ascii=False, indent=2, allow_nan=False) + "\n"
+
+
+def _finite(v: Any) -> Any:
+    if isinstance(v, float) and (v != v or v in (math.inf, -math.inf)):
+        return None if v != v else ("unlimited" if v > 0 else "-unlimited")
+    if isinstance(v, dict):
+        return {k: _finite(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_finite(x) for x in v]
+    return v
 
 
 def write(run: dict[str, Any], path: str | os.PathLike[str]) -> None:
