@@ -248,3 +248,36 @@ def test_jump_hosts_from_inventory_and_ssh_config(lab):
     # both reached the target through the bastion: the bastion forwarded, the target saw logins from it
     assert bastion.count("direct-tcpip") >= 2 or bastion.count("server_request_direct_tcpip") >= 2
     assert target.logins == 2
+
+
+def test_conditions_derived_expectations_loops_and_consistency_over_ssh(lab):
+    """Facts referred to by when:/derived expectations ride in the host's single batch; two hosts compared."""
+    start, key, tmp = lab
+    a, b = start("a"), start("b")
+    inv = inventory(tmp, key, {"a": {"port": a.port, "vars": {"role": "app"}},
+                               "b": {"port": b.port, "vars": {"role": "db"}}})
+    cl = checklist(tmp, """\
+version: 1
+checks:
+  - {id: linux-only, probe: command, hosts: [all], with: {run: "echo {{ role }}"}, when: "os.family == linux",
+     consistent: [stdout]}
+  - {id: windows-only, probe: command, hosts: [all], with: {run: "true"}, when: "os.family == windows"}
+  - {id: mem, probe: memory, hosts: [all], expect: {available_gb: "<= {{ memory.total_gb }}"},
+     consistent: [{total_gb: "<= 0.01"}]}
+  - {id: loop, probe: command, hosts: [all], with: {run: "echo {{ item }}"}, expect: {stdout: "{{ item }}"},
+     loop: [one, two, three]}
+""")
+    before = (a.exec_requests, b.exec_requests)
+    code, data, text = scan(str(cl), "-i", str(inv), "--known-hosts", str(tmp / "kh"), "--accept-new-hostkeys",
+                            tmp_path=tmp)
+    r = {(x["check"], x["host"]): x for x in data["results"]}
+    assert r[("windows-only", "a")]["status"] == "skip" and "(os.family is linux)" in r[("windows-only", "a")][
+        "message"]["en"]
+    assert r[("mem", "b")]["status"] == "pass" and r[("mem", "b")]["expected"]["available_gb"].startswith("<= ")
+    assert r[("mem", "*")]["status"] == "pass"  # the same machine behind both servers
+    assert r[("linux-only", "*")]["status"] == "fail"
+    assert "1 of 2" not in r[("linux-only", "*")]["message"]["en"]  # no majority: both values listed
+    assert "a: app" in r[("linux-only", "*")]["message"]["en"] and "b: db" in r[("linux-only", "*")]["message"]["en"]
+    assert all(r[(f"loop-{n}", h)]["status"] == "pass" for n in ("one", "two", "three") for h in "ab")
+    assert code == 1, text
+    assert (a.exec_requests - before[0], b.exec_requests - before[1]) == (1, 1)  # everything in one batch
