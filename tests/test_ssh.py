@@ -281,3 +281,21 @@ checks:
     assert all(r[(f"loop-{n}", h)]["status"] == "pass" for n in ("one", "two", "three") for h in "ab")
     assert code == 1, text
     assert (a.exec_requests - before[0], b.exec_requests - before[1]) == (1, 1)  # everything in one batch
+
+
+def test_os_family_seam_from_the_ssh_banner(lab):
+    from envprobe.transport.ssh import SshTransport, os_family_from_banner
+
+    assert os_family_from_banner("SSH-2.0-OpenSSH_for_Windows_8.1") == "windows"
+    assert os_family_from_banner("SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3") == "posix"
+    assert os_family_from_banner("SSH-2.0-7.99 FlowSsh: Bitvise SSH Server (WinSSHD) 9.31") == "windows"
+    start, key, tmp = lab
+    srv = start("h1")
+    tr = SshTransport("h1", "127.0.0.1", port=srv.port, user="root", key_file=str(key),
+                      known_hosts=str(tmp / "kh"), accept_new_hostkeys=True)
+    try:
+        assert tr.server_banner().startswith("SSH-2.0-OpenSSH")
+        assert tr.os_family == "posix"
+        assert srv.exec_requests == 0  # asked without running anything
+    finally:
+        tr.close()

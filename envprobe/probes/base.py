@@ -53,6 +53,11 @@ class ProbeContext:
         #: Use psutil when the host is this machine. Tests turn it off to exercise the shell path locally.
         self.prefer_native = prefer_native and transport.is_local
 
+    @property
+    def os_family(self) -> str:
+        """``posix`` or ``windows`` (of the observing host): the command set a probe should use there."""
+        return self.transport.os_family
+
     def remaining(self, floor: float = 0.5) -> float:
         return max(floor, self.deadline - time.monotonic())
 

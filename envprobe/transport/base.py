@@ -140,6 +140,13 @@ class Transport(ABC):
     #: A name for messages: "local", "app01", ...
     name: str = "local"
 
+    @property
+    def os_family(self) -> str:
+        """``posix`` or ``windows``: which command set a probe should use on this host. The seam for Windows
+        targets: the local transport knows its platform, the SSH transport reads the server's banner (Windows'
+        OpenSSH announces itself as ``OpenSSH_for_Windows``), so asking costs no round trip."""
+        return "posix"
+
     #: Run privileged commands through sudo when the login user is not root (inventory ``sudo: true``).
     sudo: bool = False
     #: The password sudo asks for, if it asks (a secret: sent on stdin only, never on a command line).

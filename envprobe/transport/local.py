@@ -16,6 +16,10 @@ class LocalTransport(Transport):
     is_local = True
     name = "local"
 
+    @property
+    def os_family(self) -> str:
+        return "windows" if os.name == "nt" else "posix"
+
     def run(
         self,
         cmd: Sequence[str] | str,

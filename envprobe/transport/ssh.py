@@ -181,6 +181,16 @@ class SshTransport(Transport):
         #: exec requests sent on this connection (the batching target is a handful per host)
         self.exec_count = 0
 
+    @property
+    def os_family(self) -> str:
+        """From the server's SSH banner (no round trip): Windows' OpenSSH says ``OpenSSH_for_Windows``."""
+        return os_family_from_banner(self.server_banner() or "")
+
+    def server_banner(self) -> str | None:
+        """The server's SSH identification string (``SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3``), after login."""
+        tr = self.client().get_transport()
+        return getattr(tr, "remote_version", None) if tr is not None else None
+
     # -- connection --------------------------------------------------------------------------------------
     def _where(self) -> str:
         via = f" via {self.jump.name}" if self.jump is not None else ""
@@ -519,6 +529,13 @@ def _open_failure_error(exc: Any, where: str) -> OSError:
     if "name" in text or "resolve" in text:
         return socket.gaierror(socket.EAI_NONAME, f"name does not resolve on {where}")
     return OSError(errno.ECONNABORTED, f"{where} refused to open the connection: {getattr(exc, 'text', exc)}")
+
+
+def os_family_from_banner(banner: str) -> str:
+    """``windows`` for Windows' OpenSSH (``SSH-2.0-OpenSSH_for_Windows_8.1``) and the common Windows servers
+    (Bitvise WinSSHD, freeSSHd, …), else ``posix``."""
+    low = banner.lower()
+    return "windows" if any(k in low for k in ("for_windows", "winsshd", "freesshd", "windows")) else "posix"
 
 
 def batch_script(sources: Sequence[Source], nonce: str, per_source_timeout: float = 20.0) -> str:
