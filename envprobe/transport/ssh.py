@@ -557,7 +557,7 @@ def batch_script(sources: Sequence[Source], nonce: str, per_source_timeout: floa
         lines.append(f"printf '%s\\n' '@@{nonce}:{i}:out'")
         lines.append(f'{body} </dev/null 2>"$t/e"; rc=$?')
         lines.append(f"printf '\\n%s\\n' \"@@{nonce}:{i}:err:$rc\"")
-        lines.append('cat "$t/e"')
+        lines.append('[ -s "$t/e" ] && cat "$t/e"')  # most sources write no stderr: no process for them
         lines.append(f"printf '\\n%s\\n' '@@{nonce}:{i}:end'")
     return "\n".join(lines) + "\n"
 
