@@ -324,7 +324,7 @@ def describe_probe(cls: Any, origin: str = "") -> str:
     if not params:
         lines.append("  (none)")
     for pname, f in params.items():
-        req = "required" if f.is_required() else f"default {f.default!r}"
+        req = "required" if f.is_required() else f"default {f.get_default()!r}"
         lines.append(f"  {pname:<18} {_type_name(f.annotation):<14} {req}. {f.description or ''}")
     lines.append("")
     lines.append("Observed fields (expect:):")

@@ -26,6 +26,30 @@ from envprobe.model import Text, t
 from envprobe.record import record
 
 
+class SourceFloat(float):
+    """A YAML float that remembers how it was written: ``version: 2.10`` must not compare as ``2.1``."""
+
+    source: str
+
+
+def _yaml_float(loader: Any, node: Any) -> float:
+    value = SourceFloat(loader.construct_yaml_float(node))
+    value.source = str(node.value)
+    return value
+
+
+class YamlLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """PyYAML's safe loader (the C one when present) whose floats keep their source text."""
+
+
+YamlLoader.add_constructor("tag:yaml.org,2002:float", _yaml_float)
+
+
+def source_text(value: Any) -> str:
+    """A scalar as the user wrote it (``2.10``), else as displayed."""
+    return getattr(value, "source", None) or _fmt(value)
+
+
 class ExpectSyntaxError(ValueError):
     """An expectation that cannot be parsed. The message says what is allowed."""
 
@@ -226,6 +250,10 @@ class Equals(Expectation):
             return Outcome(observed is self.value or observed == self.value and type(observed) is type(self.value))
         if _is_number(observed) and self.number is not None:
             return Outcome(float(observed) == self.number)
+        if isinstance(observed, str) and _is_number(self.value):
+            own = _own_compare(observed, "==", source_text(self.value))
+            if own is not None:
+                return Outcome(own)
         if isinstance(observed, str) and isinstance(self.value, str):
             own = _own_compare(observed, "==", self.value)
             if own is not None:
@@ -339,7 +367,7 @@ def parse(spec: Any, unit: str | None = None, where: str = "expectation") -> Exp
         )
     if spec is None or isinstance(spec, (bool, int, float)):
         number = float(spec) if isinstance(spec, (int, float)) and not isinstance(spec, bool) else None
-        return Equals(value=spec, number=number, text=_fmt(spec))
+        return Equals(value=spec, number=number, text=source_text(spec))
     if not isinstance(spec, str):
         raise ExpectSyntaxError(f"{where}: unsupported value of type {type(spec).__name__}")
     s = spec.strip()
@@ -368,7 +396,7 @@ def parse(spec: Any, unit: str | None = None, where: str = "expectation") -> Exp
     if low.startswith("in ") or low.startswith("in["):
         body = s[2:].strip()
         try:
-            items = yaml.safe_load(body)
+            items = yaml.load(body, Loader=YamlLoader)  # noqa: S506 - a safe loader
         except yaml.YAMLError:
             items = None
         if not isinstance(items, list) or not items:

@@ -37,7 +37,7 @@ Path_ = tuple[Any, ...]
 
 
 # -- YAML with positions -------------------------------------------------------------------------------
-_Loader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_Loader: type[Any] = expectmod.YamlLoader  # safe; floats keep their source text (version: 2.10)
 
 
 def _fmt_path(path: Path_) -> str:

@@ -63,8 +63,17 @@ class LocalTransport(Transport):
         return CommandResult(proc.returncode, _dec(out), _dec(err), _ms(start))
 
     def read_file(self, path: str, max_bytes: int = 16 * 1024 * 1024) -> bytes:
-        with open(os.path.expanduser(path), "rb") as fh:
-            return fh.read(max_bytes)
+        # in chunks: one read(16 MiB) of a /proc/sys file makes the kernel allocate that much (ENOMEM seen)
+        chunks: list[bytes] = []
+        left = max_bytes
+        with open(os.path.expanduser(path), "rb", buffering=0) as fh:
+            while left > 0:
+                chunk = fh.read(min(left, 65536))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                left -= len(chunk)
+        return b"".join(chunks)
 
     def put(self, local_path: str, remote_path: str) -> None:
         shutil.copyfile(local_path, os.path.expanduser(remote_path))
