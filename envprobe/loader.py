@@ -839,6 +839,7 @@ def _find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
 
 
 # -- templating -----------------------------------------------------------------------------------------
+_WHOLE_REF = re.compile(r"^\s*\{\{\s*([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\s*\}\}\s*$")
 _SIMPLE_REF = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 _ANY_TEMPLATE = re.compile(r"\{\{|\{%|\{#")
 
@@ -905,6 +906,11 @@ def _render_tree(
         return [_render_tree(v, (*path, i), renderer, environ, masker, doc, problems) for i, v in enumerate(value)]
     if not isinstance(value, str):
         return value
+    whole = _WHOLE_REF.match(value)
+    if whole:  # "{{ item.any_of }}" naming a list or mapping keeps its type (a string could not be a list)
+        found, native = dig(renderer.variables, whole.group(1).split("."))
+        if found and isinstance(native, (list, dict)):
+            return _render_tree(native, path, _Renderer({}), environ, masker, doc, problems)
     out = _render_plain(value, renderer, doc, path, problems)
     if "${env:" in out:
         out, missing = substitute_env(out, environ, masker)

@@ -311,3 +311,45 @@ checks:
     res = cli("report", str(out), "--html", str(html), "--junit", str(junit), "--lang", "en")
     assert res.code in (0, 1), res.err
     assert "db01 has UTC" in html.read_text() and "db01 has UTC" in junit.read_text()
+
+
+def test_oracle_preinstall_example_runs_here_with_honest_results(tmp_path):
+    """The example reproducing Oracle 19c's published pre-install table: typed probes only, results that agree
+    with this machine read directly."""
+    import shutil
+    import subprocess
+
+    ex = Path(__file__).resolve().parent.parent / "examples" / "oracle19c-preinstall.yaml"
+    assert "probe: command" not in ex.read_text(encoding="utf-8")
+    out = tmp_path / "r.json"
+    res = cli("scan", str(ex), "--json", str(out), "--lang", "en")
+    assert res.code in (0, 1), res.err
+    r = {x["check"]: x for x in json.loads(out.read_text())["results"]}
+    # exactly one of the three swap rules applies, chosen by this machine's RAM
+    ran = [k for k in ("swap-small-ram", "swap-mid-ram", "swap-large-ram") if r[k]["status"] != "skip"]
+    expected_rule = ("swap-small-ram" if TOTAL_GB <= 2 else "swap-mid-ram" if TOTAL_GB <= 16 else "swap-large-ram")
+    assert ran == [expected_rule]
+    swap_gb = psutil.swap_memory().total / 2**30
+    assert (r[expected_rule]["status"] == "pass") == (swap_gb >= {"swap-small-ram": TOTAL_GB * 1.5,
+                                                                  "swap-mid-ram": TOTAL_GB * 0.98,
+                                                                  "swap-large-ram": 15.9}[expected_rule])
+    # kernel parameters: one check per table row, judged on the values /proc/sys holds
+    aio = int(Path("/proc/sys/fs/aio-max-nr").read_text())
+    assert r["sysctl-fs-aio-max-nr"]["status"] == ("pass" if aio >= 1048576 else "fail")
+    sem = [int(x) for x in Path("/proc/sys/kernel/sem").read_text().split()]
+    assert r["sysctl-kernel-sem"]["status"] == ("pass" if all(a >= b for a, b in zip(sem, [250, 32000, 100, 128],
+                                                                                       strict=True)) else "fail")
+    # packages: installed exactly when dpkg says so
+    if shutil.which("dpkg-query"):
+        for check, names in (("pkg-bc", ["bc"]), ("pkg-ksh", ["ksh", "ksh93"]), ("pkg-make", ["make"])):
+            have = any(subprocess.run(["dpkg-query", "-W", "-f", "${Status}", n], capture_output=True,
+                                      text=True).stdout.endswith(" installed") for n in names)
+            assert r[check]["status"] == ("pass" if have else "fail"), check
+    # the oracle account does not exist here: the limits checks are skipped with the reason, not guessed
+    import pwd
+
+    try:
+        pwd.getpwnam("oracle")
+    except KeyError:
+        assert r["user-oracle"]["status"] == "fail"
+        assert r["oracle-nofile"]["status"] == "skip" and "user-oracle" in r["oracle-nofile"]["message"]["en"]
