@@ -668,3 +668,102 @@ def test_host_summary_shell_path_fetches_once():
     s = host_summary(tr, prefer_native=False)
     assert s["os"] and s["cpu"] and s["memory"]
     assert len(tr.batches) == 1 and tr.batches[0] >= 6
+
+
+# ===========================================================================================================
+# memory.installed_gb (memory as sold): the rounding table, the DMI parsers, this machine
+# ===========================================================================================================
+from envprobe.probes.system import (  # noqa: E402 - kept with the tests that use them
+    COMMON_MEMORY_SIZES_GB,
+    DMI_MEMORY,
+    installed_memory,
+    parse_dmi_output,
+    parse_dmi_table,
+    round_installed_gb,
+)
+
+DMI_FIX = FIX / "hostsettings" / "memory"
+
+
+@pytest.mark.parametrize("reported,sold", [
+    (15.6, 16), (7.7, 8), (31.2, 32), (62.8, 64), (23.4, 24), (23.54, 24), (3.74, 4), (0.48, 0.5), (1.9, 2),
+    (5.6, 6), (11.5, 12), (46.9, 48), (94.2, 96), (125.33, 128), (188.6, 192), (251.43, 256), (377.0, 384),
+    (503.5, 512), (754.9, 768), (1007.6, 1024), (16.0, 16), (16.005, 16),
+])
+def test_installed_gb_rounds_up_to_a_common_module_size(reported, sold):
+    assert round_installed_gb(reported) == sold
+
+
+def test_common_sizes_table():
+    assert COMMON_MEMORY_SIZES_GB[:20] == (0.25, 0.5, 1, 2, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384,
+                                           512, 768)
+    assert list(COMMON_MEMORY_SIZES_GB) == sorted(set(COMMON_MEMORY_SIZES_GB))
+
+
+@pytest.mark.parametrize("case,mib", [
+    ("dmi-qemu-16g.b64", [16384]),
+    ("dmi-server-4x32g.b64", [32768] * 4),  # 32 GiB modules: Size 0x7FFF, the size in Extended Size
+    ("dmi-server-4x32g.hex", [32768] * 4),  # the same table through od (no base64 on the host)
+    ("dmi-kib-granular.b64", [512, 512, 16]),  # bit 15 of Size: KiB
+    ("dmidecode-kylin-v10-kunpeng.txt", [32768] * 4),  # dmidecode 3.2: "32 GB", empty slots skipped
+    ("dmidecode-centos7.txt", [16384, 16384]),  # "16384 MB"
+    ("dmidecode-ubuntu2204-vmware.txt", [8192, 8192]),
+])
+def test_dmi_memory_devices_recorded(case, mib):
+    assert parse_dmi_output((DMI_FIX / case).read_text()) == mib
+
+
+def test_dmi_unreadable_or_broken_gives_none():
+    assert parse_dmi_output((DMI_FIX / "dmidecode-nonroot.txt").read_text()) is None
+    assert parse_dmi_output("") is None
+    assert parse_dmi_output("@@dmi-base64\n!!!not base64!!!\n") is None
+    assert parse_dmi_table(b"\x11\x02") == []  # a structure shorter than its header: stop, no loop
+
+
+def test_installed_memory_prefers_dmi_unless_it_is_below_the_reported_total():
+    assert installed_memory(125.33, [32768] * 4) == (128.0, "dmi")
+    assert installed_memory(23.54, None) == (24.0, "rounded")
+    # a hypervisor listing less than the guest sees: the firmware table cannot be right, round instead
+    assert installed_memory(23.54, [8192]) == (24.0, "rounded")
+
+
+@pytest.mark.parametrize("dmi,installed,source", [
+    ("dmidecode-kylin-v10-kunpeng.txt", 128.0, "dmi"),
+    ("dmidecode-nonroot.txt", 128.0, "rounded"),
+    (None, 128.0, "rounded"),
+])
+def test_memory_parse_with_dmi_source(dmi, installed, source):
+    data = {MEMINFO: CommandResult(0, (FIX / "memory" / "uos20" / "meminfo").read_text(), "", 1.0)}
+    if dmi:
+        data[DMI_MEMORY] = CommandResult(0, (DMI_FIX / dmi).read_text(), "", 1.0)
+    f = MemoryProbe().parse(NoParams(), data)
+    assert (f.total_gb, f.installed_gb, f.installed_source) == (125.33, installed, source)
+
+
+@pytest.mark.parametrize("case", sorted(MEM_CASES))
+def test_memory_recorded_hosts_have_an_installed_size(case):
+    f = MemoryProbe().parse(NoParams(), mem_data(case))
+    assert f.installed_source == "rounded" and f.installed_gb >= f.total_gb
+    assert f.installed_gb == round_installed_gb(f.total_gb)
+
+
+@linux_only
+@pytest.mark.parametrize("native", [True, False], ids=["native", "shell"])
+def test_memory_installed_here(native):
+    f = MemoryProbe().collect(ctx(native), NoParams())
+    kib = _meminfo_kib()
+    readable = os.access("/sys/firmware/dmi/tables/DMI", os.R_OK)
+    if readable:
+        with open("/sys/firmware/dmi/tables/DMI", "rb") as fh:
+            mib = parse_dmi_table(fh.read())
+        assert (f.installed_gb, f.installed_source) == installed_memory(round(kib["MemTotal"] / 2**20, 2), mib)
+    else:  # no firmware table here (this VM has none): the reported total, rounded up
+        assert f.installed_source == "rounded"
+        assert f.installed_gb == round_installed_gb(round(kib["MemTotal"] / 2**20, 2))
+    assert f.installed_gb >= f.total_gb
+
+
+@linux_only
+def test_memory_installed_both_paths_agree():
+    native, shell = both(MemoryProbe(), NoParams())
+    assert (native.installed_gb, native.installed_source) == (shell.installed_gb, shell.installed_source)

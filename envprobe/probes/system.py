@@ -20,7 +20,7 @@ import platform
 import re
 import shlex
 import sys
-from typing import Any
+from typing import Any, Literal
 
 import psutil
 
@@ -646,10 +646,151 @@ class MemoryFacts(Facts):
     used_percent: float = Field(description="(total - available) / total, percent")
     swap_total_gb: float = Field(description="swap space, GiB (0 when there is none)")
     swap_free_gb: float = Field(description="unused swap space, GiB")
+    installed_gb: float = Field(description="memory as sold, GiB: the sum of the memory modules the firmware "
+                                            "lists (DMI/SMBIOS type 17) when readable, else total_gb rounded "
+                                            "up to the nearest common module size (a 16 GB server reporting "
+                                            "15.6 reads 16)")
+    installed_source: Literal["dmi", "rounded"] = Field(
+        description="where installed_gb comes from: dmi (the firmware's memory device table: "
+                    "/sys/firmware/dmi/tables/DMI or dmidecode -t 17, root only; on Windows "
+                    "GetPhysicallyInstalledSystemMemory) or rounded (total_gb rounded up, see installed_gb)")
 
 
-def parse_meminfo(text: str) -> MemoryFacts:
-    """``/proc/meminfo`` → memory facts (values there are KiB)."""
+#: Common memory sizes in GiB, as servers and VMs are sold: powers of two and 1.5 × a power of two
+#: (0.5, 1, 2, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536 … 4 PiB).
+COMMON_MEMORY_SIZES_GB: tuple[float, ...] = tuple(sorted(
+    {0.25, 0.5} | {float(2 ** k) for k in range(0, 23)} | {float(3 * 2 ** k) for k in range(1, 22)}))
+
+
+def round_installed_gb(total_gb: float) -> float:
+    """The reported total rounded up to the nearest common module size (:data:`COMMON_MEMORY_SIZES_GB`).
+
+    The kernel reports less than is installed (firmware, kernel image and crashkernel reservations take 1-4 %),
+    never more; 0.01 GiB of slack absorbs the two-decimal rounding of ``total_gb``."""
+    for size in COMMON_MEMORY_SIZES_GB:
+        if size >= total_gb - 0.01:
+            return size
+    return float(total_gb)
+
+
+def parse_dmi_table(blob: bytes) -> list[int]:
+    """A raw SMBIOS structure table (``/sys/firmware/dmi/tables/DMI``) → the size in MiB of every populated
+    memory device (type 17). Empty slots (size 0) and unknown sizes (0xFFFF) are left out.
+
+    Type 17's Size word (offset 0x0C) counts MiB, or KiB when bit 15 is set; 0x7FFF means the size is in the
+    Extended Size dword (offset 0x1C, MiB, bits 0-30; SMBIOS 2.7+, modules of 32 GiB and more)."""
+    sizes: list[int] = []
+    off = 0
+    while off + 4 <= len(blob):
+        kind, length = blob[off], blob[off + 1]
+        if length < 4:  # a broken table: stop rather than loop
+            break
+        body = blob[off:off + length]
+        if kind == 17 and len(body) >= 0x0E:
+            word = int.from_bytes(body[0x0C:0x0E], "little")
+            mib = 0
+            if word == 0x7FFF and len(body) >= 0x20:
+                mib = int.from_bytes(body[0x1C:0x20], "little") & 0x7FFFFFFF
+            elif word not in (0, 0xFFFF, 0x7FFF):
+                mib = (word & 0x7FFF) // 1024 if word & 0x8000 else word
+            if mib > 0:
+                sizes.append(mib)
+        end = blob.find(b"\x00\x00", off + length)  # the string set ends with two NULs
+        if end < 0 or kind == 127:  # end-of-table structure
+            break
+        off = end + 2
+    return sizes
+
+
+_DMIDECODE_SIZE = re.compile(r"^\s*Size:\s*([0-9]+)\s*(kB|KB|MB|GB|TB)\s*$", re.I)
+
+
+def parse_dmidecode_memory(text: str) -> list[int]:
+    """``dmidecode -t 17`` → the size in MiB of every populated memory device. ``Size: No Module Installed``
+    and ``Size: Unknown`` are left out; ``Volatile Size``/``Cache Size`` lines are not module sizes."""
+    sizes: list[int] = []
+    in_device = False
+    for line in text.splitlines():
+        if line.startswith("Handle "):
+            in_device = "DMI type 17," in line
+            continue
+        if not in_device:
+            continue
+        m = _DMIDECODE_SIZE.match(line)
+        if m:
+            n, unit = int(m.group(1)), m.group(2).upper()
+            mib = {"KB": n // 1024, "MB": n, "GB": n * 1024, "TB": n * 1024 * 1024}[unit]
+            if mib > 0:
+                sizes.append(mib)
+    return sizes
+
+
+#: The firmware's memory device list, in one command: the raw SMBIOS table when readable (root), else
+#: ``dmidecode -t 17`` (root; reads /dev/mem on kernels without the sysfs table). Non-root: no output.
+DMI_MEMORY = Source.command(
+    "f=/sys/firmware/dmi/tables/DMI; "
+    "if [ -r $f ] && command -v base64 >/dev/null 2>&1 && base64 $f >/dev/null 2>&1; "
+    "then echo @@dmi-base64; base64 $f; "
+    "elif [ -r $f ] && command -v od >/dev/null 2>&1; then echo @@dmi-hex; od -An -v -tx1 $f; "
+    "elif command -v dmidecode >/dev/null 2>&1; then echo @@dmidecode; dmidecode -t 17 2>&1; fi; true"
+)
+
+
+def parse_dmi_output(text: str) -> list[int] | None:
+    """The output of :data:`DMI_MEMORY` → module sizes in MiB; None when the table could not be read."""
+    import base64
+    import binascii
+
+    head, _, body = text.partition("\n")
+    head = head.strip()
+    try:
+        if head == "@@dmi-base64":
+            sizes = parse_dmi_table(base64.b64decode("".join(body.split()), validate=True))
+        elif head == "@@dmi-hex":
+            sizes = parse_dmi_table(bytes.fromhex("".join(body.split())))
+        elif head == "@@dmidecode":
+            sizes = parse_dmidecode_memory(body)
+        else:
+            return None
+    except (ValueError, binascii.Error):
+        return None
+    return sizes or None
+
+
+def installed_memory(total_gb: float, dmi_mib: list[int] | None) -> tuple[float, str]:
+    """(installed_gb, installed_source). A DMI sum below what the kernel reports cannot be the installed
+    memory (some hypervisors list only part of a VM's memory): the rounded total is used then."""
+    if dmi_mib:
+        dmi_gb = round(sum(dmi_mib) / 1024, 2)
+        if dmi_gb >= total_gb - 0.01:
+            return dmi_gb, "dmi"
+    return round_installed_gb(total_gb), "rounded"
+
+
+def _native_installed_mib() -> list[int] | None:
+    """Module sizes on this machine: the sysfs SMBIOS table (Linux, root) or, on Windows, the firmware's total
+    from GetPhysicallyInstalledSystemMemory (as one entry)."""
+    if sys.platform.startswith("linux"):
+        try:
+            with open("/sys/firmware/dmi/tables/DMI", "rb") as fh:
+                return parse_dmi_table(fh.read()) or None
+        except OSError:
+            return None
+    if sys.platform == "win32":
+        import ctypes
+
+        kib = ctypes.c_ulonglong(0)
+        try:
+            ok = ctypes.windll.kernel32.GetPhysicallyInstalledSystemMemory(ctypes.byref(kib))  # type: ignore[attr-defined]
+        except (AttributeError, OSError):
+            return None
+        return [kib.value // 1024] if ok and kib.value else None
+    return None
+
+
+def parse_meminfo(text: str, dmi_mib: list[int] | None = None) -> MemoryFacts:
+    """``/proc/meminfo`` → memory facts (values there are KiB); ``dmi_mib``: the firmware's module sizes, when
+    known (see :func:`installed_memory`)."""
     kib: dict[str, int] = {}
     for line in text.splitlines():
         key, sep, rest = line.partition(":")
@@ -665,12 +806,16 @@ def parse_meminfo(text: str) -> MemoryFacts:
         avail = kib["MemAvailable"]
     else:  # kernels before 3.14 (CentOS 6): the classic estimate
         avail = min(total, kib.get("MemFree", 0) + kib.get("Buffers", 0) + kib.get("Cached", 0))
+    total_gb = gib(total * 1024)
+    installed_gb, source = installed_memory(total_gb, dmi_mib)
     return MemoryFacts(
-        total_gb=gib(total * 1024),
+        total_gb=total_gb,
         available_gb=gib(avail * 1024),
         used_percent=percent(total - avail, total),
         swap_total_gb=gib(kib.get("SwapTotal", 0) * 1024),
         swap_free_gb=gib(kib.get("SwapFree", 0) * 1024),
+        installed_gb=installed_gb,
+        installed_source=source,
     )
 
 
@@ -679,15 +824,19 @@ MEMINFO = Source.file("/proc/meminfo")
 
 class MemoryProbe(Probe):
     name = "memory"
-    summary = t("Memory: total, available, used percent, swap", "内存：总量、可用量、使用率、交换分区")
+    summary = t("Memory: total, installed (as sold), available, used percent, swap",
+                "内存：总量、标称容量（按内存条计）、可用量、使用率、交换分区")
     Params = NoParams
     Facts = MemoryFacts
-    requires = t("no privileges; reads /proc/meminfo", "无需特权；读取 /proc/meminfo")
+    requires = t("no privileges; reads /proc/meminfo. installed_gb comes from the firmware's DMI table only "
+                 "as root (/sys/firmware/dmi/tables/DMI or dmidecode), else it is total_gb rounded up",
+                 "无需特权；读取 /proc/meminfo。installed_gb 仅在 root 下从固件 DMI 表读取"
+                 "（/sys/firmware/dmi/tables/DMI 或 dmidecode），否则为 total_gb 向上取整到常见内存规格")
     example = """\
 - id: memory
   title: {zh-CN: 内存容量, en: Memory}
   probe: memory
-  expect: {total_gb: ">= 16", available_gb: ">= 4"}
+  expect: {installed_gb: ">= 16", available_gb: ">= 4"}
 """
     advice = {
         "total_gb": t("add memory to the host (or resize the VM) to meet the requirement",
@@ -704,25 +853,34 @@ class MemoryProbe(Probe):
                            "或按产品建议配置"),
         "swap_free_gb": t("swap is nearly full: the host is short of memory; find the largest processes",
                           "交换空间将满：主机内存不足，请找出占用内存最多的进程"),
+        "installed_gb": t("add memory modules to the host (or resize the VM); installed_source tells whether "
+                          "the figure came from the firmware (dmi) or from rounding the reported total",
+                          "请为主机增加内存条（或调整虚拟机规格）；installed_source 说明该值来自固件（dmi）"
+                          "还是由系统报告的总量取整（rounded）"),
         "*": t("compare with the product's memory requirements", "请对照产品的内存要求"),
     }
 
     def sources(self, params: Any) -> list[Source]:
-        return [MEMINFO]
+        return [MEMINFO, DMI_MEMORY]
 
     def parse(self, params: Any, data: dict[Source, CommandResult]) -> MemoryFacts:
-        return parse_meminfo(need_text(data, MEMINFO))
+        dmi = maybe_text(data, DMI_MEMORY)
+        return parse_meminfo(need_text(data, MEMINFO), parse_dmi_output(dmi) if dmi else None)
 
     has_native = True
 
     def collect_native(self, ctx: ProbeContext, params: Any) -> MemoryFacts:
         vm = psutil.virtual_memory()
         sw = psutil.swap_memory()
+        total_gb = gib(vm.total)
+        installed_gb, source = installed_memory(total_gb, _native_installed_mib())
         return MemoryFacts(
-            total_gb=gib(vm.total),
+            total_gb=total_gb,
             available_gb=gib(vm.available),
             used_percent=percent(vm.total - vm.available, vm.total),
             swap_total_gb=gib(sw.total),
             swap_free_gb=gib(sw.free),
+            installed_gb=installed_gb,
+            installed_source=source,
         )
 
