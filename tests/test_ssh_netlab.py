@@ -81,3 +81,31 @@ def test_port_proof_across_two_hosts_with_and_without_firewall_rules(netlab, tmp
     finally:
         for s in servers:
             s.stop()
+
+
+def test_clock_offset_over_a_50ms_link_is_unbiased(netlab, tmp_path):  # noqa: F811
+    """The host shares this machine's clock (true offset 0). Over a 50 ms round trip the bracket holds one round
+    trip (the channel is opened before it starts), so the estimate is not off by half a round trip."""
+    from envprobe.probes.base import ProbeContext
+    from envprobe.probes.timesync import measure_offset
+    from envprobe.transport.ssh import SshTransport
+
+    need_sshd()
+    need_netlab(tun=True)
+    key = keygen(tmp_path / "key")
+    host = netlab.add_host()
+    link = netlab.delayed_link(None, host, 25)
+    srv = SshServer(tmp_path / "slow", key, address=link.server_address, port=22, netns=host.ns).start()
+    tr = SshTransport("slow", link.server_address, user="root", key_file=str(key), known_hosts=str(tmp_path / "kh"),
+                      accept_new_hostkeys=True, connect_timeout=10)
+    try:
+        tr.run("true")  # log in first: the login is not part of what is measured
+        offset, unc = measure_offset(ProbeContext(tr, "slow", 20.0), samples=3)
+        assert offset is not None and unc is not None
+        assert 25 <= unc <= 60, unc  # half of one ~50 ms round trip plus the command, not of two
+        assert abs(offset) <= unc
+        assert abs(offset) < 15, offset  # centred: no half-round-trip bias (it was ~+27 ms before)
+    finally:
+        tr.close()
+        srv.stop()
+        link.close()

@@ -339,13 +339,10 @@ def measure_offset(ctx: ProbeContext, samples: int) -> tuple[float | None, float
         return 0.0, 0.0
     best: tuple[float, float] | None = None
     for _ in range(samples):
-        t0 = time.time()
-        try:
-            res = ctx.transport.run(REMOTE_CLOCK, timeout=min(10.0, ctx.remaining()),
-                                    env={"LC_ALL": "C", "LANG": "C"})
+        try:  # the transport brackets the command as tightly as it can (SSH: after opening the channel)
+            res, t0, t1 = ctx.transport.timed_run(REMOTE_CLOCK, timeout=min(10.0, ctx.remaining()))
         except TransportError:
             break
-        t1 = time.time()
         got = parse_remote_clock(res.stdout) if res.ok else None
         if got is None:
             continue

@@ -214,6 +214,14 @@ class Transport(ABC):
             raise socket.gaierror(socket.EAI_NONAME, f"{name}: no address on {self.name}")
         return list(dict.fromkeys(found))
 
+    def timed_run(self, cmd: str, timeout: float = 10.0) -> tuple[CommandResult, float, float]:
+        """Run a POSIX shell command and bracket *when it ran* with this machine's wall clock: (result, t0, t1)
+        with the command's execution inside [t0, t1] (``time.time()`` seconds). Transports make the bracket as
+        tight as they can (SSH opens the channel before t0), for clock-offset measurements."""
+        t0 = time.time()
+        res = self.run(cmd, timeout=timeout, env={"LC_ALL": "C", "LANG": "C"})
+        return res, t0, time.time()
+
     def run_privileged(self, cmd: str, timeout: float = 10.0,
                        env: dict[str, str] | None = None) -> CommandResult:
         """Run a POSIX shell command as root, in one exec: directly when the login user is root, through

@@ -377,6 +377,28 @@ class SshTransport(Transport):
             raise TransportError(f"{self.name}: the SSH connection failed during a command: {exc}") from exc
         return rc, out, err, (time.perf_counter() - start) * 1000
 
+    def timed_run(self, cmd: str, timeout: float = 10.0) -> tuple[CommandResult, float, float]:
+        """The channel is opened first (one round trip), then t0, the exec request and the output, t1: the
+        bracket holds one round trip and the command, not the channel's set-up."""
+        client = self.client()
+        try:
+            chan = client.get_transport().open_session(timeout=timeout)
+            self.exec_count += 1
+            chan.settimeout(timeout)
+            t0 = time.time()
+            chan.exec_command(f"LC_ALL=C LANG=C sh -c {shlex.quote(cmd)} </dev/null")
+            out, err = _drain(chan, timeout)
+            t1 = time.time()
+            rc = -1 if out is None else chan.recv_exit_status()
+            chan.close()
+        except (OSError, EOFError) as exc:
+            raise TransportError(f"{self.name}: the SSH connection failed during a command: {exc}") from exc
+        except Exception as exc:  # paramiko.SSHException and friends
+            raise TransportError(f"{self.name}: the SSH connection failed during a command: {exc}") from exc
+        res = CommandResult(rc, (out or b"").decode("utf-8", "replace"), err.decode("utf-8", "replace"),
+                            (t1 - t0) * 1000, timed_out=out is None)
+        return res, t0, t1
+
     def _exec(self, command: str, timeout: float, stdin: str | None = None) -> CommandResult:
         rc, out, err, ms = self._exec_raw(command, timeout, stdin)
         return CommandResult(rc, (out or b"").decode("utf-8", "replace"), err.decode("utf-8", "replace"), ms,
