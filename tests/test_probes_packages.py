@@ -250,15 +250,30 @@ def test_package_live_missing_package():
     assert (f.installed, f.state, f.version, f.manager) == (False, "not-installed", None, "dpkg")
 
 
-def test_package_live_removed_with_config_if_any():
-    need(HAVE_DPKG, "needs dpkg-query (Debian/Ubuntu)")
-    out = subprocess.run(["dpkg-query", "-W", "-f", "${db:Status-Abbrev}\t${Package}\n"],
-                         capture_output=True, text=True).stdout
-    rc = [line.split("\t")[1] for line in out.splitlines() if line.startswith("rc")]
-    if not rc:
-        pytest.skip("no removed-but-configured package on this machine (the recorded database test covers it)")
-    f = PackageProbe().collect(ctx(), PackageParams.model_validate({"name": rc[0]}))
-    assert (f.installed, f.state) == (False, "config-files")
+def test_package_live_removed_with_config(tmp_path):
+    """A real package the test builds, installs and removes (dpkg -r keeps its conffile: state rc), then purges."""
+    need(HAVE_DPKG and shutil.which("dpkg-deb") is not None, "needs dpkg and dpkg-deb (Debian/Ubuntu)")
+    need(os.geteuid() == 0, "needs root to install a package")
+    name = "envprobe-test-rc"
+    root = tmp_path / "pkg"
+    (root / "DEBIAN").mkdir(parents=True)
+    (root / "etc").mkdir()
+    (root / "etc" / f"{name}.conf").write_text("setting = 1\n")
+    (root / "DEBIAN" / "control").write_text(
+        f"Package: {name}\nVersion: 1:2.5-3\nArchitecture: all\nMaintainer: envprobe tests <t@example.invalid>\n"
+        "Description: a package the envprobe tests install and remove\n")
+    (root / "DEBIAN" / "conffiles").write_text(f"/etc/{name}.conf\n")
+    deb = tmp_path / f"{name}.deb"
+    subprocess.run(["dpkg-deb", "--root-owner-group", "-b", str(root), str(deb)], check=True, capture_output=True)
+    try:
+        subprocess.run(["dpkg", "-i", str(deb)], check=True, capture_output=True)
+        f = PackageProbe().collect(ctx(), PackageParams.model_validate({"name": name}))
+        assert (f.installed, str(f.version), f.manager) == (True, "1:2.5-3", "dpkg")
+        subprocess.run(["dpkg", "-r", name], check=True, capture_output=True)
+        f = PackageProbe().collect(ctx(), PackageParams.model_validate({"name": name}))
+        assert (f.installed, f.state) == (False, "config-files")
+    finally:
+        subprocess.run(["dpkg", "-P", name], capture_output=True)
 
 
 # ===========================================================================================================
