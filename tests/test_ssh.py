@@ -266,6 +266,7 @@ checks:
      consistent: [{total_gb: "<= 0.01"}]}
   - {id: loop, probe: command, hosts: [all], with: {run: "echo {{ item }}"}, expect: {stdout: "{{ item }}"},
      loop: [one, two, three]}
+  - {id: clock, probe: time, hosts: [all], consistent: [timezone, {offset_ms: "<= 500 ms"}]}
 """)
     before = (a.exec_requests, b.exec_requests)
     code, data, text = scan(str(cl), "-i", str(inv), "--known-hosts", str(tmp / "kh"), "--accept-new-hostkeys",
@@ -279,8 +280,13 @@ checks:
     assert "1 of 2" not in r[("linux-only", "*")]["message"]["en"]  # no majority: both values listed
     assert "a: app" in r[("linux-only", "*")]["message"]["en"] and "b: db" in r[("linux-only", "*")]["message"]["en"]
     assert all(r[(f"loop-{n}", h)]["status"] == "pass" for n in ("one", "two", "three") for h in "ab")
+    clock = r[("clock", "*")]
+    assert clock["status"] == "pass", clock["message"]  # the same clock behind both servers: skew of a few ms
+    assert set(clock["observed"]["offset_ms"]) == {"a", "b"}
+    assert all(abs(v) < 100 for v in clock["observed"]["offset_ms"].values())
     assert code == 1, text
-    assert (a.exec_requests - before[0], b.exec_requests - before[1]) == (1, 1)  # everything in one batch
+    # everything in one batch, plus the time probe's own clock read (kept out of the batch on purpose)
+    assert (a.exec_requests - before[0], b.exec_requests - before[1]) == (2, 2)
 
 
 def test_os_family_seam_from_the_ssh_banner(lab):
