@@ -10,6 +10,7 @@ It is killed by PID, never by name.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -42,7 +43,8 @@ def free_port() -> int:
 
 class SshServer:
     def __init__(self, workdir: Path, client_key: Path, address: str = "127.0.0.1", port: int | None = None,
-                 netns: str | None = None, password_only: bool = False, host_key: Path | None = None):
+                 netns: str | None = None, password_only: bool = False, host_key: Path | None = None,
+                 extra_binds: dict[str, str] | None = None):
         self.dir = workdir
         self.dir.mkdir(parents=True, exist_ok=True)
         self.address = address
@@ -53,6 +55,8 @@ class SshServer:
         self.log = self.dir / "sshd.log"
         self.pidfile = self.dir / "sshd.pid"
         self.password_only = password_only
+        #: {source: target} bind mounts inside the server's own mount namespace (e.g. a fake /usr/bin/date)
+        self.extra_binds = dict(extra_binds or {})
         self.proc: subprocess.Popen[bytes] | None = None
 
     def config(self) -> str:
@@ -74,7 +78,9 @@ class SshServer:
         empty_root.mkdir(exist_ok=True)
         check = subprocess.run([SSHD, "-t", "-f", str(cfg)], capture_output=True, text=True)
         assert check.returncode == 0, check.stderr
-        inner = f"mount --bind {empty_root} /root && exec {SSHD} -D -f {cfg} -E {self.log}"
+        binds = "".join(f"mount --bind {shlex.quote(src)} {shlex.quote(dst)} && "
+                        for src, dst in self.extra_binds.items())
+        inner = f"mount --bind {empty_root} /root && {binds}exec {SSHD} -D -f {cfg} -E {self.log}"
         argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c", inner]
         if self.netns:
             argv = ["ip", "netns", "exec", self.netns, *argv]

@@ -305,3 +305,29 @@ def test_os_family_seam_from_the_ssh_banner(lab):
         assert srv.exec_requests == 0  # asked without running anything
     finally:
         tr.close()
+
+
+def test_clock_skew_across_hosts_names_the_host_that_is_off(lab):
+    """Host b's `date` runs 5 s ahead (a wrapper bound over `date` in its sshd's own mount namespace, calling the
+    real binary bound beside it): offsets are measured for real over SSH, and the fleet result names b."""
+    start, key, tmp = lab
+    real = os.path.realpath(shutil.which("date") or "/usr/bin/date")
+    keep = tmp / "date.real"
+    keep.touch()  # a mount point for the real binary, inside b's namespace only
+    fake = tmp / "date"
+    fake.write_text(f"#!/bin/sh\nnow=$({keep} +%s.%N)\n"
+                    "awk -v t=\"$now\" 'BEGIN { printf \"%.9f\\n\", t + 5 }'\n")
+    fake.chmod(0o755)
+    a = start("a")
+    b = start("b", extra_binds={real: str(keep), str(fake): real})
+    inv = inventory(tmp, key, {"a": {"port": a.port}, "b": {"port": b.port}})
+    cl = checklist(tmp, "version: 1\nchecks:\n"
+                        "  - {id: clock, probe: time, hosts: [all], consistent: [{offset_ms: '<= 500 ms'}]}\n")
+    code, data, text = scan(str(cl), "-i", str(inv), "--known-hosts", str(tmp / "kh"), "--accept-new-hostkeys",
+                            tmp_path=tmp)
+    r = {(x["check"], x["host"]): x for x in data["results"]}
+    assert 4900 < r[("clock", "b")]["observed"]["offset_ms"] < 5100, r[("clock", "b")]
+    assert abs(r[("clock", "a")]["observed"]["offset_ms"]) < 100
+    fleet = r[("clock", "*")]
+    assert fleet["status"] == "fail" and code == 1, fleet
+    assert "highest b" in fleet["message"]["en"] and "lowest a" in fleet["message"]["en"]
