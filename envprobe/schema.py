@@ -295,9 +295,21 @@ def _is_classvar(ann: Any) -> bool:
     return (isinstance(ann, str) and ann.startswith(("ClassVar", "typing.ClassVar"))) or get_origin(ann) is ClassVar
 
 
+class ItemErrors(ValueError):
+    """Raised by a field validator of a list or mapping to blame items, not the whole value: ``{index or key:
+    message}``. Each becomes its own error located at that item (so a file:line message points at it)."""
+
+    def __init__(self, problems: dict[Any, str]):
+        super().__init__("; ".join(f"{k}: {m}" for k, m in problems.items()))
+        self.problems = problems
+
+
 def _call_validator(fn: Any, cls: type, value: Any, loc: Loc) -> Any:
     try:
         return fn(cls, value)
+    except ItemErrors as exc:
+        raise _Invalid([{"loc": (*loc, k), "msg": f"Value error, {m}", "type": "value_error"}
+                        for k, m in exc.problems.items()]) from None
     except ValueError as exc:
         raise _err(loc, f"Value error, {exc}", "value_error") from None
 

@@ -267,8 +267,9 @@ def test_bad_require_entry_is_a_file_line_error_at_load_time(tmp_path):
                   encoding="utf-8")
     res = cli("validate", str(cl))
     assert res.code == 2
-    assert f"{cl}:9:" in res.err and "checks[0].with.require" in res.err  # where the list starts
-    assert "entry 2: 'slect:main.orders': unknown action 'slect'" in res.err
+    assert f"{cl}:10:" in res.err and "checks[0].with.require[1]" in res.err  # the bad entry's own line
+    assert "'slect:main.orders': unknown action 'slect'" in res.err
+    assert f"{cl}:9:" not in res.err  # the good entry is not blamed
     assert "checks[1].with.connection_string" in res.err and "names no DRIVER" in res.err
     assert "Very-Secret-9" not in res.err
 

@@ -109,7 +109,7 @@ from typing import Any, Literal, NoReturn
 from envprobe.loader import parse_duration
 from envprobe.model import Text, t
 from envprobe.probes.base import Facts, Probe, ProbeContext, ProbeError
-from envprobe.schema import Field, Model, field_validator, model_validator
+from envprobe.schema import Field, ItemErrors, Model, field_validator, model_validator
 from envprobe.transport.base import TransportError
 
 Stage = Literal["driver", "dns", "tcp", "login", "database", "privileges", "version", "done"]
@@ -512,14 +512,14 @@ class DbParams(Model):
     @field_validator("require")
     @classmethod
     def _require(cls, v: list[str]) -> list[str]:
-        problems = []
+        problems: dict[Any, str] = {}
         for i, entry in enumerate(v):
             try:
                 parse_privilege(entry)
             except ValueError as exc:
-                problems.append(f"entry {i + 1}: {exc}")
+                problems[i] = str(exc)
         if problems:
-            raise ValueError("; ".join(problems))
+            raise ItemErrors(problems)  # each located at its own line
         return [e.strip() for e in v]
 
     @model_validator()
