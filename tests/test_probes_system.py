@@ -679,6 +679,7 @@ from envprobe.probes.system import (  # noqa: E402 - kept with the tests that us
     installed_memory,
     parse_dmi_output,
     parse_dmi_table,
+    parse_memory_blocks,
     round_installed_gb,
 )
 
@@ -757,10 +758,31 @@ def test_memory_installed_here(native):
         with open("/sys/firmware/dmi/tables/DMI", "rb") as fh:
             mib = parse_dmi_table(fh.read())
         assert (f.installed_gb, f.installed_source) == installed_memory(round(kib["MemTotal"] / 2**20, 2), mib)
-    else:  # no firmware table here (this VM has none): the reported total, rounded up
+    elif os.path.exists("/sys/devices/system/memory/block_size_bytes"):  # no firmware table (this VM): the
+        # kernel's online memory blocks, counted here with ls and read independently of the probe
+        base = "/sys/devices/system/memory"
+        size = int(open(f"{base}/block_size_bytes").read(), 16)
+        online = subprocess.run(f"cat {base}/memory*/online", shell=True, capture_output=True,
+                                text=True).stdout.split().count("1")
+        assert f.installed_source == "memory-blocks"
+        assert f.installed_gb == installed_memory(round(kib["MemTotal"] / 2**20, 2), None, size * online / 2**30)[0]
+        assert abs(f.installed_gb - size * online / 2**30) <= 0.02 * f.installed_gb
+    else:  # neither: the reported total, rounded up
         assert f.installed_source == "rounded"
         assert f.installed_gb == round_installed_gb(round(kib["MemTotal"] / 2**20, 2))
     assert f.installed_gb >= f.total_gb
+
+
+@pytest.mark.parametrize("text, total, installed, source", [
+    ("8000000 192", 23.54, 24.0, "memory-blocks"),     # this VM: 192 × 128 MiB
+    ("8000000 129", 15.6, 16.0, "memory-blocks"),      # a firmware hole: 16.125 snaps to 16
+    ("8000000 112", 13.7, 14.0, "memory-blocks"),      # a 14 GB VM stays 14, rounding would say 16
+    ("80000000 3", 5.8, 6.0, "memory-blocks"),         # 2 GiB blocks
+    ("8000000 8", 15.6, 16.0, "rounded"),              # fewer blocks than the kernel reports: not trusted
+    ("garbage", 15.6, 16.0, "rounded"),
+])
+def test_memory_blocks(text, total, installed, source):
+    assert installed_memory(total, None, parse_memory_blocks(text)) == (installed, source)
 
 
 @linux_only

@@ -650,10 +650,12 @@ class MemoryFacts(Facts):
                                             "lists (DMI/SMBIOS type 17) when readable, else total_gb rounded "
                                             "up to the nearest common module size (a 16 GB server reporting "
                                             "15.6 reads 16)")
-    installed_source: Literal["dmi", "rounded"] = Field(
+    installed_source: Literal["dmi", "memory-blocks", "rounded"] = Field(
         description="where installed_gb comes from: dmi (the firmware's memory device table: "
                     "/sys/firmware/dmi/tables/DMI or dmidecode -t 17, root only; on Windows "
-                    "GetPhysicallyInstalledSystemMemory) or rounded (total_gb rounded up, see installed_gb)")
+                    "GetPhysicallyInstalledSystemMemory), memory-blocks (Linux: the kernel's online memory "
+                    "blocks, /sys/devices/system/memory, no root needed; snapped to a common size within 2 %) "
+                    "or rounded (total_gb rounded up, see installed_gb)")
 
 
 #: Common memory sizes in GiB, as servers and VMs are sold: powers of two and 1.5 × a power of two
@@ -757,13 +759,60 @@ def parse_dmi_output(text: str) -> list[int] | None:
     return sizes or None
 
 
-def installed_memory(total_gb: float, dmi_mib: list[int] | None) -> tuple[float, str]:
-    """(installed_gb, installed_source). A DMI sum below what the kernel reports cannot be the installed
-    memory (some hypervisors list only part of a VM's memory): the rounded total is used then."""
+#: The kernel's memory blocks (Linux, no root): block size (hex bytes) and how many blocks are online. Builtins
+#: only in the loop (``read``), so hundreds of blocks cost no processes.
+MEMORY_BLOCKS = Source.command(
+    "d=/sys/devices/system/memory; if [ -r $d/block_size_bytes ]; then read -r bs < $d/block_size_bytes; "
+    "n=0; for f in $d/memory*/online; do [ -r \"$f\" ] && read -r v < \"$f\" && [ \"$v\" = 1 ] && n=$((n+1)); "
+    "done; echo \"$bs $n\"; fi; true"
+)
+
+
+def parse_memory_blocks(text: str) -> float | None:
+    """The output of :data:`MEMORY_BLOCKS` (``"8000000 192"``: hex block size, online blocks) → GiB."""
+    parts = text.split()
+    if len(parts) != 2:
+        return None
+    try:
+        size, count = int(parts[0], 16), int(parts[1])
+    except ValueError:
+        return None
+    return size * count / 2**30 if size > 0 and count > 0 else None
+
+
+def _native_memory_blocks() -> float | None:
+    base = "/sys/devices/system/memory"
+    try:
+        with open(f"{base}/block_size_bytes") as fh:
+            size = int(fh.read().strip(), 16)
+        count = 0
+        for name in os.listdir(base):
+            if name.startswith("memory") and name[6:].isdigit():
+                try:
+                    with open(f"{base}/{name}/online") as fh:
+                        count += fh.read().strip() == "1"
+                except OSError:
+                    continue
+    except (OSError, ValueError):
+        return None
+    return size * count / 2**30 if size > 0 and count > 0 else None
+
+
+def installed_memory(total_gb: float, dmi_mib: list[int] | None,
+                     blocks_gb: float | None = None) -> tuple[float, str]:
+    """(installed_gb, installed_source): the firmware's modules (DMI) when readable; else the kernel's online
+    memory blocks, snapped to a common size within 2 % (a block or two of firmware holes); else the reported
+    total rounded up. A figure below what the kernel reports cannot be the installed memory (some hypervisors
+    list only part of a VM's memory in DMI) and is passed over."""
     if dmi_mib:
         dmi_gb = round(sum(dmi_mib) / 1024, 2)
         if dmi_gb >= total_gb - 0.01:
             return dmi_gb, "dmi"
+    if blocks_gb is not None and blocks_gb >= total_gb - 0.01:
+        nearest = min(COMMON_MEMORY_SIZES_GB, key=lambda size: abs(size - blocks_gb))
+        if abs(nearest - blocks_gb) <= 0.02 * nearest and nearest >= total_gb - 0.01:
+            return nearest, "memory-blocks"
+        return round(blocks_gb, 2), "memory-blocks"
     return round_installed_gb(total_gb), "rounded"
 
 
@@ -788,7 +837,7 @@ def _native_installed_mib() -> list[int] | None:
     return None
 
 
-def parse_meminfo(text: str, dmi_mib: list[int] | None = None) -> MemoryFacts:
+def parse_meminfo(text: str, dmi_mib: list[int] | None = None, blocks_gb: float | None = None) -> MemoryFacts:
     """``/proc/meminfo`` → memory facts (values there are KiB); ``dmi_mib``: the firmware's module sizes, when
     known (see :func:`installed_memory`)."""
     kib: dict[str, int] = {}
@@ -807,7 +856,7 @@ def parse_meminfo(text: str, dmi_mib: list[int] | None = None) -> MemoryFacts:
     else:  # kernels before 3.14 (CentOS 6): the classic estimate
         avail = min(total, kib.get("MemFree", 0) + kib.get("Buffers", 0) + kib.get("Cached", 0))
     total_gb = gib(total * 1024)
-    installed_gb, source = installed_memory(total_gb, dmi_mib)
+    installed_gb, source = installed_memory(total_gb, dmi_mib, blocks_gb)
     return MemoryFacts(
         total_gb=total_gb,
         available_gb=gib(avail * 1024),
@@ -828,10 +877,12 @@ class MemoryProbe(Probe):
                 "内存：总量、标称容量（按内存条计）、可用量、使用率、交换分区")
     Params = NoParams
     Facts = MemoryFacts
-    requires = t("no privileges; reads /proc/meminfo. installed_gb comes from the firmware's DMI table only "
-                 "as root (/sys/firmware/dmi/tables/DMI or dmidecode), else it is total_gb rounded up",
-                 "无需特权；读取 /proc/meminfo。installed_gb 仅在 root 下从固件 DMI 表读取"
-                 "（/sys/firmware/dmi/tables/DMI 或 dmidecode），否则为 total_gb 向上取整到常见内存规格")
+    requires = t("no privileges; reads /proc/meminfo. installed_gb comes from the firmware's DMI table as root "
+                 "(/sys/firmware/dmi/tables/DMI or dmidecode), else from the kernel's online memory blocks "
+                 "(/sys/devices/system/memory), else it is total_gb rounded up",
+                 "无需特权；读取 /proc/meminfo。installed_gb 在 root 下取自固件 DMI 表"
+                 "（/sys/firmware/dmi/tables/DMI 或 dmidecode），否则取内核在线内存块总和"
+                 "（/sys/devices/system/memory），再否则为 total_gb 向上取整到常见内存规格")
     example = """\
 - id: memory
   title: {zh-CN: 内存容量, en: Memory}
@@ -861,11 +912,13 @@ class MemoryProbe(Probe):
     }
 
     def sources(self, params: Any) -> list[Source]:
-        return [MEMINFO, DMI_MEMORY]
+        return [MEMINFO, DMI_MEMORY, MEMORY_BLOCKS]
 
     def parse(self, params: Any, data: dict[Source, CommandResult]) -> MemoryFacts:
         dmi = maybe_text(data, DMI_MEMORY)
-        return parse_meminfo(need_text(data, MEMINFO), parse_dmi_output(dmi) if dmi else None)
+        blocks = maybe_text(data, MEMORY_BLOCKS)
+        return parse_meminfo(need_text(data, MEMINFO), parse_dmi_output(dmi) if dmi else None,
+                             parse_memory_blocks(blocks) if blocks else None)
 
     has_native = True
 
@@ -873,7 +926,8 @@ class MemoryProbe(Probe):
         vm = psutil.virtual_memory()
         sw = psutil.swap_memory()
         total_gb = gib(vm.total)
-        installed_gb, source = installed_memory(total_gb, _native_installed_mib())
+        blocks = _native_memory_blocks() if sys.platform.startswith("linux") else None
+        installed_gb, source = installed_memory(total_gb, _native_installed_mib(), blocks)
         return MemoryFacts(
             total_gb=total_gb,
             available_gb=gib(vm.available),
