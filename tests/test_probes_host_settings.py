@@ -597,4 +597,4 @@ def test_a_local_scan_with_the_host_setting_probes(tmp_path):
     assert {k: r["status"] for k, r in results.items()} == {k: "pass" for k in results}, res.out
     assert res.code == 0
     assert results["clock"]["observed"]["offset_uncertainty_ms"] == 0.0
-    assert results["mem"]["observed"]["installed_source"] in ("dmi", "rounded")
+    assert results["mem"]["observed"]["installed_source"] in ("dmi", "memory-blocks", "rounded")
