@@ -119,3 +119,22 @@ def test_memo_computes_once_per_scan_even_when_asked_concurrently(tr):
     assert results == [1] * 5 and len(calls) == 1
     tr.forget()  # a retry observes afresh
     assert tr.memo("k", slow) == 2
+
+
+def test_shell_path_probes_refuse_a_windows_host_instead_of_answering_absent():
+    from envprobe.probes.base import ProbeContext, ProbeError
+    from envprobe.probes.package import PackageParams, PackageProbe
+    from envprobe.probes.software import SoftwareParams, SoftwareProbe
+
+    class WindowsLike(LocalTransport):
+        @property
+        def os_family(self) -> str:
+            return "windows"
+
+    ctx = ProbeContext(WindowsLike(), "win01", 5.0, prefer_native=False)
+    for probe, params in ((SoftwareProbe(), SoftwareParams.model_validate({"name": "java"})),
+                          (PackageProbe(), PackageParams.model_validate({"name": "bc"}))):
+        with pytest.raises(ProbeError) as info:
+            probe.collect(ctx, params)
+        assert "cannot observe a Windows host" in info.value.message["en"]
+        assert "Windows" in info.value.message["zh-CN"]

@@ -113,6 +113,10 @@ class Probe:
     def collect(self, ctx: ProbeContext, params: Any) -> Model:
         if self.has_native and ctx.prefer_native:
             return self.collect_native(ctx, params)
+        if ctx.os_family == "windows":  # the shell path reads /proc and runs POSIX tools: no answer, not "absent"
+            raise ProbeError(t(f"probe {self.name} cannot observe a Windows host yet (it reads POSIX files and "
+                               f"commands)", f"探针 {self.name} 暂不支持 Windows 主机（它读取 POSIX 文件与命令）"),
+                             t("check this item by hand on the Windows host", "请在 Windows 主机上手动检查此项"))
         return self.parse(params, ctx.fetch(self.sources(params)))
 
     def note(self, params: Any, facts: Model) -> Text | None:
