@@ -228,7 +228,8 @@ def main() -> int:
                   f"testinfra / envprobe: {med['testinfra'][0] / med['envprobe'][0]:.1f}x")
             if name == "slow":
                 st = link.stats()
-                print(f"  delayed link lateness p50 {st.get('late_p50_ms', st.get('p50'))} ms (forwarder's own)")
+                late = st.get("lateness_ms") or {}
+                print(f"  delayed link: forwarder lateness p50 {late.get('p50')} ms, p99 {late.get('p99')} ms")
         one = statistics.median(x[0] for x in results["one"]["envprobe"])
         fleet = statistics.median(x[0] for x in results["fleet"]["envprobe"])
         fleet_rss = max(x[2] for x in results["fleet"]["envprobe"]) / 1024
