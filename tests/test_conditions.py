@@ -311,6 +311,15 @@ checks:
     res = cli("report", str(out), "--html", str(html), "--junit", str(junit), "--lang", "en")
     assert res.code in (0, 1), res.err
     assert "db01 has UTC" in html.read_text() and "db01 has UTC" in junit.read_text()
+    assert "all hosts (consistency across hosts)" in html.read_text()
+    assert 'name="all hosts (consistency across hosts)"' in junit.read_text()
+    import io
+
+    from envprobe.reports.console import render_plain
+
+    buf = io.StringIO()
+    render_plain(run.to_dict(), buf, lang="zh-CN")
+    assert "全部主机（主机间一致性）" in buf.getvalue()
 
 
 def test_oracle_preinstall_example_runs_here_with_honest_results(tmp_path):

@@ -17,6 +17,7 @@ from envprobe.reports.i18n import (
     clean,
     duration_text,
     host_facts,
+    host_label,
     host_line,
     host_names,
     norm_lang,
@@ -115,7 +116,7 @@ def render_plain(run: dict[str, Any], stream: IO[str], lang: str = "zh-CN", quie
     colon = ": " if lang == "en" else "："
     for host, rows in _ordered(run, quiet):
         line = "" if quiet else host_line(host_facts(run, host), lang)
-        lines.append(f"{host}  {line}".rstrip())
+        lines.append(f"{host_label(host, lang)}  {line}".rstrip())
         for r in rows:
             status = str(r.get("status") or "")
             word = tr(f"status.{status}", lang)
@@ -150,7 +151,7 @@ def render(run: dict[str, Any], console: Console, lang: str = "zh-CN", quiet: bo
     run = clean(run)
     printed = False
     for host, rows in _ordered(run, quiet):
-        title = Text(host, style="bold")
+        title = Text(host_label(host, lang), style="bold")
         if not quiet:
             line = host_line(host_facts(run, host), lang)
             if line:

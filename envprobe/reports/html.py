@@ -24,6 +24,7 @@ from envprobe.reports.i18n import (
     duration_text,
     fmt_value,
     host_facts,
+    host_label,
     host_line,
     host_names,
     memory_text,
@@ -147,7 +148,7 @@ def view(run: dict[str, Any], lang: str = "zh-CN") -> dict[str, Any]:
     for v in findings:
         if not groups or groups[-1]["host"] != v["host"]:
             line = host_line(host_facts(run, v["host"]), lang)
-            groups.append({"host": v["host"], "line": line, "items": []})
+            groups.append({"host": host_label(v["host"], lang), "line": line, "items": []})
         groups[-1]["items"].append(v)
     span = run_span_ms(run)
     checklist = run.get("checklist") or {}
@@ -168,7 +169,7 @@ def view(run: dict[str, Any], lang: str = "zh-CN") -> dict[str, Any]:
         "span": duration_text(span, lang) if span is not None else "",
         "version": str(run.get("envprobe") or ""),
         "footer": tr("report.generated_by", lang).format(version=str(run.get("envprobe") or "")).strip(),
-        "hosts": [_host_view(run, h, lang) for h in host_names(run)],
+        "hosts": [_host_view(run, h, lang) for h in host_names(run) if h != "*"],
         "groups": groups,
         "findings_count": len(findings),
         "others": others,

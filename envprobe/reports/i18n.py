@@ -80,6 +80,7 @@ _STRINGS: dict[str, tuple[str, str]] = {
         "无主机信息（主机不可达或未采集）",
         "no host facts (host unreachable or not collected)",
     ),
+    "host.fleet": ("全部主机（主机间一致性）", "all hosts (consistency across hosts)"),
     # report words
     "report.title": ("环境就绪检查报告", "Environment readiness report"),
     "report.checklist": ("检查清单", "checklist"),
@@ -332,6 +333,11 @@ def host_names(run: dict[str, Any]) -> list[str]:
         if h not in names:
             names.append(h)
     return names
+
+
+def host_label(host: str, lang: str) -> str:
+    """A host as a reader sees it: ``*`` (fleet-wide results of ``consistent:``) reads "all hosts"."""
+    return tr("host.fleet", lang) if host == "*" else host
 
 
 def host_facts(run: dict[str, Any], host: str) -> dict[str, Any]:

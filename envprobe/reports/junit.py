@@ -31,6 +31,7 @@ from envprobe.reports.i18n import (
     clean,
     fmt_value,
     host_facts,
+    host_label,
     host_line,
     host_names,
     norm_lang,
@@ -131,7 +132,7 @@ def render(run: dict[str, Any], lang: str = "en") -> str:
         root.set("timestamp", _x(run["started_at"]))
 
     for i, (host, rs) in enumerate(by_host.items()):
-        attrs = {"name": _x(host), "id": str(i), **_counts(rs)}
+        attrs = {"name": _x(host_label(host, lang)), "id": str(i), **_counts(rs)}
         starts = sorted(str(r["started_at"]) for r in rs if r.get("started_at"))
         if starts:
             attrs["timestamp"] = _x(starts[0])
