@@ -1,8 +1,9 @@
 """The host summary shown at the top of a report: what each host is (OS, CPU, memory, disks).
 
 It is collected by the probes themselves, so the summary and the checks can never disagree: the native path
-(psutil) on this machine, the shell path elsewhere, where every source is fetched in one batch first. CPU
-usage is not sampled (``usage_percent`` is null): the summary must cost next to nothing.
+on this machine (/proc, sysfs and statvfs read directly on Linux; psutil on Windows and macOS), the shell
+path elsewhere, where every source is fetched in one batch first. CPU usage is not sampled (``usage_percent``
+is null): the summary must cost next to nothing.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@ sources (shutil.disk_usage, os.statvfs, sockets the test opens itself), and both
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -13,10 +14,21 @@ from pathlib import Path
 import pytest
 
 from envprobe.probes.base import ProbeContext, ProbeError
-from envprobe.probes.disk import DF_ALL, DiskParams, DiskProbe, df_sources, is_real_fs
-from envprobe.probes.port import PortParams, PortProbe, try_bind
+from envprobe.probes.disk import (
+    DF_ALL,
+    DiskParams,
+    DiskProbe,
+    _root_device,
+    df_sources,
+    disk_usage,
+    is_real_fs,
+    linux_partitions,
+    parse_mounts,
+)
+from envprobe.probes.port import PortParams, PortProbe, _linux_name, try_bind
 from envprobe.transport.base import CommandResult, Source
 from envprobe.transport.local import LocalTransport
+from tests.conftest import need
 
 FIX = Path(__file__).resolve().parent / "fixtures"
 LINUX = sys.platform.startswith("linux")
@@ -235,6 +247,146 @@ def test_disk_sees_space_this_test_takes():
         os.unlink(path)
     assert 0.2 < before_n.free_gb - after_n.free_gb < 0.3
     assert 0.2 < before_s.free_gb - after_s.free_gb < 0.3
+
+
+# ===========================================================================================================
+# disk: the Linux direct path (statvfs, /proc/self/mounts) against psutil
+# ===========================================================================================================
+def test_parse_mounts_decodes_the_kernels_escapes():
+    text = (
+        "/dev/vda / ext4 rw,relatime 0 0\n"
+        "none /run/x tmpfs rw 0 0\n"
+        "my\\040src /mnt/a\\040dir\\011with\\134odd\\012names tmpfs rw 0 0\n"
+        "short line\n"
+    )
+    assert [tuple(p) for p in parse_mounts(text)] == [
+        ("/dev/vda", "/", "ext4"),
+        ("", "/run/x", "tmpfs"),
+        ("my src", "/mnt/a dir\twith\\odd\nnames", "tmpfs"),
+    ]
+
+
+@linux_only
+def test_mount_table_matches_psutil():
+    import psutil
+
+    ours = [tuple(p) for p in linux_partitions()]
+    theirs = [(p.device, p.mountpoint, p.fstype) for p in psutil.disk_partitions(all=True)]
+    assert ours == theirs
+    assert ("/" in {m for _, m, _ in ours}) and ours != []
+
+
+@linux_only
+def test_root_device_is_found_as_psutil_finds_it():
+    """For a mount table saying /dev/root or rootfs: the block device holding /, by psutil's own finder."""
+    from psutil import _pslinux
+
+    finder = getattr(_pslinux, "RootFsDeviceFinder", None)
+    if finder is None:
+        pytest.skip("this psutil has no RootFsDeviceFinder")
+    theirs = finder().find()
+    assert _root_device() == theirs
+    if os.path.exists("/proc/partitions") and os.major(os.stat("/").st_dev) != 0:
+        assert theirs is not None and theirs.startswith("/dev/")
+
+
+@linux_only
+def test_disk_usage_matches_psutil(tmp_path):
+    """statvfs with psutil's arithmetic: the same total; used and free up to what other writers change."""
+    import psutil
+
+    paths = ["/", str(tmp_path)] + ["/dev/shm"] * os.path.isdir("/dev/shm")
+    paths += [p.mountpoint for p in linux_partitions() if is_real_fs(p.fstype, p.mountpoint)]
+    for path in paths:
+        ours, theirs = disk_usage(path), psutil.disk_usage(path)
+        assert ours.total == theirs.total, path
+        assert abs(ours.used - theirs.used) < 64 << 20, path
+        assert abs(ours.free - theirs.free) < 64 << 20, path
+        assert abs(100 * ours.used / (ours.used + ours.free) - theirs.percent) < 0.5, path
+
+
+@linux_only
+def test_disk_native_facts_match_psutil(tmp_path):
+    """The native facts against the same facts made from psutil (its partitions, its disk_usage)."""
+    import psutil
+
+    def from_psutil(path: str) -> dict:
+        real = os.path.realpath(path)
+        best = None
+        for p in psutil.disk_partitions(all=True):
+            if p.mountpoint.startswith(("/run/netns", "/var/run/netns")):
+                continue
+            under = real == p.mountpoint or real.startswith(p.mountpoint.rstrip("/") + "/")
+            if under and (best is None or len(p.mountpoint) >= len(best.mountpoint)):
+                best = p
+        assert best is not None
+        u = psutil.disk_usage(real)
+        return {"mount": best.mountpoint, "device": best.device, "fstype": best.fstype,
+                "total_gb": gib(u.total), "free_gb": gib(u.free)}
+
+    link = tmp_path / "link-to-root"
+    link.symlink_to("/")
+    for path in ["/", str(tmp_path), str(link)] + ["/dev/shm"] * os.path.isdir("/dev/shm"):
+        f = DiskProbe().collect(ctx(True), DiskParams(path=path))
+        want = from_psutil(path)
+        assert (f.mount, f.device, f.fstype, f.total_gb) == (
+            want["mount"], want["device"], want["fstype"], want["total_gb"]), path
+        assert abs(f.free_gb - want["free_gb"]) < 0.1, path
+
+
+_IN_NAMESPACE = r"""
+import json, sys
+import psutil
+from envprobe.probes.base import ProbeContext
+from envprobe.probes.disk import DiskParams, DiskProbe, linux_partitions
+from envprobe.transport.local import LocalTransport
+spaced = sys.argv[1]
+facts = {}
+for native in (True, False):
+    ctx = ProbeContext(LocalTransport(), "local", 20, prefer_native=native)
+    facts[str(native)] = DiskProbe().collect(ctx, DiskParams(path=spaced)).model_dump()
+print(json.dumps({
+    "ours": [list(p) for p in linux_partitions()],
+    "psutil": [[p.device, p.mountpoint, p.fstype] for p in psutil.disk_partitions(all=True)],
+    "facts": facts,
+}))
+"""
+
+
+@linux_only
+def test_odd_mounts_match_psutil_in_a_private_mount_namespace(tmp_path):
+    """Mount points with a space, a tab and a backslash, a source with a space, a 'none' source and a
+    '/dev/root' source (mapped to the device holding /), all tmpfs in a mount namespace of their own (they
+    vanish with it): the direct path lists them as psutil does, and the disk facts agree with df's."""
+    need(os.geteuid() == 0, "root, to mount in a private mount namespace")
+    need(shutil.which("unshare") is not None and shutil.which("mount") is not None, "unshare and mount")
+    spaced = tmp_path / "a dir with spaces"
+    odd = tmp_path / "tab\there and back\\slash"
+    rooted = tmp_path / "rooted"
+    for d in (spaced, odd, rooted):
+        d.mkdir()
+    script = (
+        'mount -t tmpfs -o size=8m "my src" "$1" && mount -t tmpfs -o size=4m none "$2" && '
+        'mount -t tmpfs -o size=4m /dev/root "$3" && exec "$4" -c "$5" "$1"'
+    )
+    out = subprocess.run(
+        ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", str(spaced), str(odd),
+         str(rooted), sys.executable, _IN_NAMESPACE],
+        capture_output=True, text=True, timeout=60,
+    )
+    need(out.returncode == 0 or "unshare failed" not in out.stderr, f"a mount namespace: {out.stderr.strip()}")
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout)
+    assert got["ours"] == got["psutil"]
+    mounts = {m: (dev, fs) for dev, m, fs in got["ours"]}
+    assert mounts[str(spaced)] == ("my src", "tmpfs")
+    assert mounts[str(odd)] == ("", "tmpfs")
+    assert mounts[str(rooted)][0] not in ("/dev/root", ""), mounts[str(rooted)]
+    native, shell = got["facts"]["True"], got["facts"]["False"]
+    assert (native["mount"], native["device"], native["fstype"]) == (str(spaced), "my src", "tmpfs")
+    for key in ("mount", "device", "fstype", "total_gb", "free_gb", "used_percent", "inodes_free_percent"):
+        assert native[key] == shell[key], key
+    assert native["total_gb"] == 0.01  # 8 MiB
 
 
 # ===========================================================================================================
@@ -579,3 +731,42 @@ def test_linux_socket_table_agrees_with_psutil(netlink, monkeypatch):
     finally:
         tcp.close()
         udp.close()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_linux_process_names_agree_with_psutil(tmp_path):
+    """The port probe names a socket's owner from /proc/PID/stat as psutil.Process(pid).name() does, for every
+    process here, including names the kernel cut at 15 characters (completed from argv[0], or not when argv[0]
+    says something else)."""
+    import psutil
+
+    sleep = shutil.which("sleep")
+    assert sleep
+    long_name = tmp_path / "a-rather-long-program-name"
+    long_name.symlink_to(sleep)
+    kids = [
+        subprocess.Popen([str(long_name), "600"], stdin=subprocess.DEVNULL),  # comm "a-rather-long-p"
+        subprocess.Popen(["renamed-argv0", "600"], executable=str(long_name), stdin=subprocess.DEVNULL),
+        subprocess.Popen([sleep, "600"], stdin=subprocess.DEVNULL),
+    ]
+    try:
+        compared = 0
+        for pid in [k.pid for k in kids] + psutil.pids():
+            try:
+                theirs = psutil.Process(pid).name()
+            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                continue
+            ours = _linux_name(pid)
+            if ours is None and not psutil.pid_exists(pid):
+                continue  # gone in between
+            assert ours == theirs, pid
+            compared += 1
+        assert compared > len(kids)
+        assert _linux_name(kids[0].pid) == "a-rather-long-program-name"
+        assert _linux_name(kids[1].pid) == "a-rather-long-p"
+        assert _linux_name(kids[2].pid) == "sleep"
+        assert _linux_name(2**22 + 1) is None  # above pid_max's ceiling: no such process
+    finally:
+        for k in kids:
+            k.kill()
+            k.wait()

@@ -513,6 +513,45 @@ def test_cpu_usage_sees_busy_cpus():
     assert shell.usage_percent is not None and shell.usage_percent > 50, shell.usage_percent
 
 
+@linux_only
+def test_cpu_native_linux_matches_psutil():
+    """The Linux native path reads /proc and sysfs itself; psutil (not used by it) must see the same CPU."""
+    import psutil
+
+    before = psutil.getloadavg()
+    f = CpuProbe().collect(ctx(True), CpuParams(sample_ms=0))
+    after = psutil.getloadavg()
+    assert f.logical == psutil.cpu_count(logical=True)
+    assert f.physical == psutil.cpu_count(logical=False)
+    # the kernel updates the load averages every 5 s: one of the two readings around the probe is its own
+    assert (f.load_1m, f.load_5m, f.load_15m) in {tuple(round(x, 2) for x in before),
+                                                  tuple(round(x, 2) for x in after)}
+
+
+@linux_only
+def test_cpu_usage_linux_matches_psutil_over_the_same_interval():
+    """Usage from two /proc/stat readings, against psutil.cpu_percent over (nearly) the same interval: psutil's
+    baseline is taken right before the probe's first reading and its answer right after the second, so the
+    two can differ only by the clock ticks of those few microseconds. Busy CPUs make the figure non-trivial."""
+    import psutil
+
+    from envprobe.probes.system import _linux_cpu_percent
+
+    kids = [subprocess.Popen([sys.executable, "-c", "while True: pass"])]
+    try:
+        time.sleep(0.2)
+        psutil.cpu_percent(interval=None)  # baseline
+        ours = _linux_cpu_percent(0.5)
+        theirs = psutil.cpu_percent(interval=None)
+    finally:
+        for k in kids:
+            k.kill()
+            k.wait()
+    assert 0.0 <= ours <= 100.0 and ours > 100 / (2 * (os.cpu_count() or 1)) - 10, ours
+    assert abs(ours - theirs) < 5, (ours, theirs)
+    assert ours == round(ours, 1)
+
+
 # ===========================================================================================================
 # memory
 # ===========================================================================================================
@@ -585,6 +624,46 @@ def test_memory_both_paths_agree():
     assert native.swap_total_gb == shell.swap_total_gb
     assert abs(native.available_gb - shell.available_gb) < 0.5
     assert abs(native.used_percent - shell.used_percent) < 3
+
+
+@linux_only
+def test_memory_native_linux_matches_psutil():
+    """The Linux native path parses /proc/meminfo itself; psutil (not used by it) must give the same figures."""
+    import psutil
+
+    f = MemoryProbe().collect(ctx(True), NoParams())
+    vm, sw = psutil.virtual_memory(), psutil.swap_memory()
+    assert f.total_gb == round(vm.total / 2**30, 2)
+    assert f.swap_total_gb == round(sw.total / 2**30, 2)
+    assert abs(f.swap_free_gb - sw.free / 2**30) < 0.05
+    assert abs(f.available_gb - vm.available / 2**30) < 0.1  # memory moves between the two readings
+    assert abs(f.used_percent - round(100 * (vm.total - vm.available) / vm.total, 1)) < 1
+
+
+@linux_only
+def test_memory_installed_sources_are_read_once_per_scan(monkeypatch):
+    """The memory blocks are hundreds of sysfs files: read once per transport (scan), shared by every memory
+    check and the host summary, and the same answer as a fresh read."""
+    from envprobe.probes import system
+
+    calls = []
+    real = system._native_memory_blocks
+
+    def counting() -> float | None:
+        calls.append(1)
+        return real()
+
+    monkeypatch.setattr(system, "_native_memory_blocks", counting)
+    tr = LocalTransport()
+    shared = [MemoryProbe().collect(ProbeContext(tr, "local", 20, prefer_native=True), NoParams())
+              for _ in range(3)]
+    summary = host_summary(tr)
+    assert len(calls) == 1
+    fresh = MemoryProbe().collect(ctx(True), NoParams())
+    assert len(calls) == 2
+    for f in shared:
+        assert (f.installed_gb, f.installed_source) == (fresh.installed_gb, fresh.installed_source)
+    assert summary["memory"]["installed_gb"] == fresh.installed_gb
 
 
 @linux_only
@@ -761,7 +840,7 @@ def test_memory_installed_here(native):
     elif os.path.exists("/sys/devices/system/memory/block_size_bytes"):  # no firmware table (this VM): the
         # kernel's online memory blocks, counted here with ls and read independently of the probe
         base = "/sys/devices/system/memory"
-        size = int(open(f"{base}/block_size_bytes").read(), 16)
+        size = int(Path(f"{base}/block_size_bytes").read_text(), 16)
         online = subprocess.run(f"cat {base}/memory*/online", shell=True, capture_output=True,
                                 text=True).stdout.split().count("1")
         assert f.installed_source == "memory-blocks"

@@ -149,7 +149,7 @@ def test_thirty_checks_one_login_few_execs_and_facts_agree_with_local(lab, tmp_p
     assert srv.logins - before_login == 1
     execs = srv.exec_requests - before_exec
     assert 1 <= execs <= 5, execs
-    # remote (shell path over SSH) and local (psutil) observations of the same machine agree
+    # remote (shell path over SSH) and local (native) observations of the same machine agree
     local = {r["check"]: r["observed"] for r in data["results"] if r["host"] == "local"}
     rem = {r["check"]: r["observed"] for r in remote}
     for k in ("family", "id", "kernel", "arch", "hostname"):

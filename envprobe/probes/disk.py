@@ -1,8 +1,10 @@
 """``disk``: space and inodes on the filesystem holding a path, as ``df`` reports them.
 
-Shell path: ``df -PTk PATH`` and ``df -Pi PATH`` (POSIX output format, ``LC_ALL=C``). Native path:
-``psutil.disk_usage`` for the numbers, ``psutil.disk_partitions`` for the mount (longest matching mount point)
-and ``os.statvfs`` for inodes where the platform has it. Both compute ``used_percent`` as df does:
+Shell path: ``df -PTk PATH`` and ``df -Pi PATH`` (POSIX output format, ``LC_ALL=C``). Native path: on Linux
+one ``os.statvfs`` for space and inodes (the arithmetic psutil.disk_usage does: used = total - free,
+available = what non-root users may take) and ``/proc/self/mounts`` for the mount (longest matching mount
+point); elsewhere ``psutil.disk_usage`` and ``psutil.disk_partitions`` (psutil is imported only there),
+with ``os.statvfs`` for inodes where the platform has it. Both paths compute ``used_percent`` as df does:
 used / (used + available to non-root users).
 
 The module also lists a host's real filesystems for the report's host summary (:meth:`DiskProbe.list_disks`).
@@ -13,10 +15,9 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import sys
 import threading
-from typing import Any
-
-import psutil
+from typing import Any, NamedTuple
 
 from envprobe.model import t
 from envprobe.probes.base import Facts, Probe, ProbeContext, ProbeError
@@ -203,9 +204,15 @@ class DiskProbe(Probe):
 
     def collect_native(self, ctx: ProbeContext, params: Any) -> DiskFacts:
         path = os.path.realpath(os.path.expanduser(params.path))
+        inodes_free: float | None = None
         try:
             os.stat(path)
-            usage = psutil.disk_usage(path)
+            if _LINUX:  # one statvfs for space and inodes
+                st = os.statvfs(path)
+                usage = _statvfs_usage(st)
+                inodes_free = percent(st.f_ffree, st.f_files) if st.f_files > 0 else None
+            else:
+                usage = disk_usage(path)
         except FileNotFoundError as exc:
             raise _missing(params.path) from exc
         except PermissionError as exc:
@@ -214,8 +221,7 @@ class DiskProbe(Probe):
             raise ProbeError(t(f"cannot look at {params.path} on this host: {exc}",
                                f"无法查看该主机上的 {params.path}：{exc}")) from exc
         part = mount_of(path)
-        inodes_free: float | None = None
-        if hasattr(os, "statvfs"):
+        if not _LINUX and hasattr(os, "statvfs"):
             try:
                 st = os.statvfs(path)
                 inodes_free = percent(st.f_ffree, st.f_files) if st.f_files > 0 else None
@@ -251,6 +257,122 @@ class DiskProbe(Probe):
         return native_disks(budget)
 
 
+_LINUX = sys.platform.startswith("linux")
+
+
+class Usage(NamedTuple):
+    """Space on a filesystem in bytes, as psutil.disk_usage counts it."""
+    total: int
+    used: int  # total - free blocks (root's reserve counts as free here, as in df's Used)
+    free: int  # available to non-root users (df's Available)
+
+
+class Partition(NamedTuple):
+    """A mounted filesystem, with the attribute names psutil.disk_partitions uses."""
+    device: str
+    mountpoint: str
+    fstype: str
+
+
+def _statvfs_usage(st: os.statvfs_result) -> Usage:
+    total = st.f_blocks * st.f_frsize
+    return Usage(total, total - st.f_bfree * st.f_frsize, st.f_bavail * st.f_frsize)
+
+
+def disk_usage(path: str) -> Usage:
+    """Space on the filesystem holding ``path``: statvfs on Linux, psutil elsewhere (macOS counts used space
+    its own way, Windows has no statvfs). Raises OSError."""
+    if _LINUX:
+        return _statvfs_usage(os.statvfs(path))
+    import psutil
+
+    u = psutil.disk_usage(path)
+    return Usage(u.total, u.used, u.free)
+
+
+_MOUNT_ESCAPE = re.compile(r"\\([0-7]{3})")
+
+
+def parse_mounts(text: str) -> list[Partition]:
+    """``/proc/self/mounts`` → partitions, in the kernel's order. The kernel writes a space, tab, newline or
+    backslash in a field as an octal escape (``\\040``); it is decoded, as getmntent(3) does. A device of
+    ``none`` becomes empty, as psutil has it."""
+    out: list[Partition] = []
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        device, mount, fstype = (_MOUNT_ESCAPE.sub(lambda m: chr(int(m.group(1), 8)), f) for f in fields[:3])
+        out.append(Partition("" if device == "none" else device, mount, fstype))
+    return out
+
+
+def _root_device() -> str | None:
+    """The block device holding /, for a mount table that says ``/dev/root`` or ``rootfs`` (as psutil finds
+    it: /proc/partitions, then /sys/dev/block/MAJ:MIN/uevent, then /sys/class/block/*/dev)."""
+    try:
+        dev = os.stat("/").st_dev
+    except OSError:
+        return None
+    major, minor = os.major(dev), os.minor(dev)
+    name = None
+    try:
+        with open("/proc/partitions", encoding="utf-8", errors="replace") as fh:
+            for line in fh.read().splitlines()[2:]:
+                f = line.split()
+                if len(f) >= 4 and f[0] == str(major) and f[1] == str(minor):
+                    name = f[3]
+                    break
+    except OSError:
+        pass
+    if name is None:
+        try:
+            with open(f"/sys/dev/block/{major}:{minor}/uevent", encoding="utf-8", errors="replace") as fh:
+                for line in fh:
+                    if line.startswith("DEVNAME="):
+                        name = line.strip()[len("DEVNAME="):] or None
+                        break
+        except OSError:
+            pass
+    if name is None:
+        try:
+            entries = os.listdir("/sys/class/block")
+        except OSError:
+            entries = []
+        for entry in entries:
+            try:
+                with open(f"/sys/class/block/{entry}/dev", encoding="ascii", errors="replace") as fh:
+                    if fh.read().strip() == f"{major}:{minor}":
+                        name = entry
+                        break
+            except OSError:
+                continue
+    path = f"/dev/{name}" if name else None
+    return path if path and os.path.exists(path) else None
+
+
+def linux_partitions() -> list[Partition]:
+    """This machine's mount table (Linux), as ``psutil.disk_partitions(all=True)`` lists it."""
+    try:
+        with open("/proc/self/mounts", encoding="utf-8", errors="surrogateescape") as fh:
+            parts = parse_mounts(fh.read())
+    except OSError:
+        return []
+    if any(p.device in ("/dev/root", "rootfs") for p in parts):
+        root = _root_device()
+        if root:
+            parts = [p._replace(device=root) if p.device in ("/dev/root", "rootfs") else p for p in parts]
+    return parts
+
+
+def _partitions() -> list[Any]:
+    if _LINUX:
+        return linux_partitions()
+    import psutil
+
+    return list(psutil.disk_partitions(all=True))
+
+
 def _norm(p: str) -> str:
     return os.path.normcase(p)
 
@@ -261,7 +383,7 @@ def mount_of(path: str) -> Any:
     target = _norm(path)
     best = None
     best_len = -1
-    for part in psutil.disk_partitions(all=True):
+    for part in _partitions():
         mp = part.mountpoint
         if not mp or mp.startswith(("/run/netns", "/var/run/netns")):
             continue
@@ -283,16 +405,17 @@ def real_disks(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def native_disks(budget: float = 3.0) -> list[dict[str, Any]]:
-    """This machine's real filesystems through psutil. A hung network mount cannot stall the caller: the
-    work runs in a helper thread and whatever it gathered within ``budget`` seconds is returned."""
+    """This machine's real filesystems (Linux: the mount table and statvfs; elsewhere psutil). A hung network
+    mount cannot stall the caller: the work runs in a helper thread and whatever it gathered within
+    ``budget`` seconds is returned."""
     rows: list[dict[str, Any]] = []
 
     def work() -> None:
-        for part in psutil.disk_partitions(all=True):
+        for part in _partitions():
             if not is_real_fs(part.fstype, part.mountpoint):
                 continue
             try:
-                u = psutil.disk_usage(part.mountpoint)
+                u = disk_usage(part.mountpoint)
             except OSError:  # a CD drive without a disc, a mount that went away
                 continue
             rows.append({

@@ -25,8 +25,6 @@ import re
 import sys
 from typing import Any
 
-import psutil
-
 from envprobe.model import Text, t
 from envprobe.probes.base import Facts, Probe, ProbeContext, ProbeError
 from envprobe.probes.system import maybe_text
@@ -407,6 +405,8 @@ def native_sysfs() -> dict[str, dict[str, str]]:
 
 
 def native_rows(ctx: ProbeContext) -> list[dict[str, Any]]:
+    import psutil  # imported here, not at module top: a scan without interface checks never pays for it
+
     stats = psutil.net_if_stats()
     raw_addrs = psutil.net_if_addrs()
     linux = sys.platform.startswith("linux")

@@ -1,8 +1,10 @@
 """``port``: is a local port listened on (by which process), and is it free for our service?
 
-Native path (this machine): ``psutil.net_connections`` for the listening sockets and their processes, and a
-real test: a socket is bound to the port (``SO_REUSEADDR`` off) and closed at once, so ``bindable`` says what
-the service would meet when it starts. A readiness check changes nothing: the socket never listens.
+Native path (this machine): on Linux the kernel's sock_diag netlink (else ``/proc/net``) for the listening
+sockets, ``/proc/*/fd`` for their processes and ``/proc/PID/stat`` for the process names; elsewhere
+``psutil.net_connections`` (psutil is imported only there). Then a real test: a socket is bound to the port
+(``SO_REUSEADDR`` off) and closed at once, so ``bindable`` says what the service would meet when it starts.
+A readiness check changes nothing: the socket never listens.
 
 Shell path (a remote Linux host): one ``sh`` command prints the sockets on that port from ``/proc/net/tcp``,
 ``tcp6`` (or ``udp``, ``udp6``), the owning processes found through the socket inodes in ``/proc/*/fd``, the
@@ -20,10 +22,9 @@ import ipaddress
 import os
 import re
 import socket
+import struct  # at import time: a probe run after dropping privileges may not be able to read the stdlib
 import sys
 from typing import Any, Literal
-
-import psutil
 
 from envprobe.model import Text, join_text, t
 from envprobe.probes.base import Facts, Probe, ProbeContext
@@ -341,6 +342,8 @@ def try_bind(port: int, protocol: str, address: str | None) -> str | None:
 def _all_connections(kind: str) -> list[tuple[Any, int | None]]:
     """Every socket of ``kind`` through psutil; without the right to see all (macOS as non-root), those of the
     processes we may inspect."""
+    import psutil
+
     try:
         return [(c, c.pid) for c in psutil.net_connections(kind=kind)]
     except psutil.AccessDenied:
@@ -363,8 +366,6 @@ def _netlink_listeners(port: int, kind: str) -> dict[int, tuple[Addr, bool]] | N
     sock_diag netlink interface (as ss does): well under a millisecond, where reading /proc/net/tcp and tcp6
     makes the kernel walk its whole connection table (~3.5 ms each on a server-sized table). None when
     the interface is not available (old kernel, restricted container): the caller then reads /proc/net."""
-    import struct
-
     proto = socket.IPPROTO_TCP if kind == "tcp" else socket.IPPROTO_UDP
     states = (1 << _TCP_LISTEN) if kind == "tcp" else 0xFFFFFFFF
     found: dict[int, tuple[Addr, bool]] = {}
@@ -457,6 +458,8 @@ def native_sockets(port: int, protocol: str, ctx: ProbeContext | None = None) ->
     kind = "tcp" if protocol == "tcp" else "udp"
     if sys.platform.startswith("linux"):
         return _linux_sockets(port, kind)
+    import psutil
+
     rows: list[tuple[str, str, int | None]] = []
     if ctx is not None:
         conns = ctx.transport.memo(f"port.connections.{kind}", lambda: _all_connections(kind))
@@ -476,7 +479,41 @@ def native_sockets(port: int, protocol: str, ctx: ProbeContext | None = None) ->
     return out
 
 
+def _linux_name(pid: int) -> str | None:
+    """The process name as psutil.Process(pid).name() gives it on Linux: the kernel's name from
+    /proc/PID/stat (cut at 15 characters), completed from argv[0] when that starts with it."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read()
+    except OSError:  # gone, or hidden (hidepid)
+        return None
+    start, end = stat.find(b"("), stat.rfind(b")")
+    if start < 0 or end < start:
+        return None
+    name = stat[start + 1:end].decode("utf-8", "replace")
+    if len(name) >= 15:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                raw = fh.read().decode("utf-8", "replace")
+        except OSError:
+            raw = ""
+        if raw:
+            # argv as psutil splits it: NUL-separated; a process that rewrote its title may use spaces
+            sep = "\0" if raw.endswith("\0") else " "
+            argv = raw[:-1].split(sep) if raw.endswith(sep) else raw.split(sep)
+            if sep == "\0" and len(argv) == 1 and " " in argv[0]:
+                argv = argv[0].split(" ")
+            base = os.path.basename(argv[0])
+            if base.startswith(name):
+                name = base
+    return name
+
+
 def _name(pid: int) -> str | None:
+    if sys.platform.startswith("linux"):
+        return _linux_name(pid)
+    import psutil
+
     try:
         return psutil.Process(pid).name()
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):

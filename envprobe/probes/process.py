@@ -5,8 +5,8 @@ A process matches by ``name`` (the kernel's process name â€” ``comm`` on Linux â
 in the full command line). Zombies are not counted. envprobe's own process and the helper commands its shell
 path starts (the ``sh`` and ``ps`` that list processes) never match.
 
-Native path: psutil (Linux, Windows, macOS). Shell path: one ``ps`` (procps) listing, parsed in Python; no
-Python needed on the host.
+Native path: /proc on Linux (psutil is not imported there), psutil on Windows and macOS. Shell path: one
+``ps`` (procps) listing, parsed in Python; no Python needed on the host.
 """
 
 from __future__ import annotations
@@ -161,11 +161,11 @@ class ProcessProbe(Probe):
     has_native = True
 
     def collect_native(self, ctx: ProbeContext, params: Any) -> ProcessFacts:
-        import psutil
-
         def table() -> list[_Proc]:
             if sys.platform.startswith("linux"):
                 return _linux_table(os.getpid())
+            import psutil  # only where /proc is not there to read
+
             own = os.getpid()
             procs: list[_Proc] = []
             attrs = ["pid", "ppid", "name", "username", "cmdline", "status"]

@@ -5,9 +5,11 @@ Each probe has two paths that must agree:
 * the **shell path** for any POSIX Linux host: the files and commands in :meth:`sources` (``/etc/os-release``,
   ``/proc/cpuinfo``, ``/proc/meminfo``, ``uname``, sysfs, all read with ``LC_ALL=C`` through ``sh`` and
   coreutils, no Python on the target) turned into facts by a pure :meth:`parse`;
-* the **native path** for the machine envprobe runs on (Linux, Windows or macOS): psutil and the standard
-  library. psutil knows no CPU model name, so on Linux the native CPU probe reads ``/proc/cpuinfo`` through
-  the same parser as the shell path; macOS asks ``sysctl``, Windows the registry.
+* the **native path** for the machine envprobe runs on (Linux, Windows or macOS). On Linux it reads the same
+  files directly (``/proc/cpuinfo``, ``/proc/stat``, ``/proc/meminfo``, sysfs) through the shell path's
+  parsers, with ``os.cpu_count`` and ``os.getloadavg``: psutil is not even imported, which saves its import
+  time on every scan. On Windows and macOS it uses psutil (imported when needed) and the standard library;
+  the CPU model comes from ``sysctl`` on macOS, from the registry on Windows.
 
 Units: ``_gb`` is GiB (2^30 bytes, as ``free -g`` counts), ``_percent`` is 0-100.
 """
@@ -20,9 +22,8 @@ import platform
 import re
 import shlex
 import sys
+import time
 from typing import Any, Literal
-
-import psutil
 
 from envprobe.model import t
 from envprobe.probes.base import Facts, NoParams, Probe, ProbeContext, ProbeError
@@ -571,40 +572,74 @@ class CpuProbe(Probe):
 
     def collect_native(self, ctx: ProbeContext, params: Any) -> CpuFacts:
         arch = norm_arch(platform.machine())
-        logical = psutil.cpu_count(logical=True) or os.cpu_count() or 0
-        physical = psutil.cpu_count(logical=False)
+        linux = sys.platform.startswith("linux")
         vendor = model = ""
         sockets: int | None = None
-        if sys.platform.startswith("linux"):
-            # psutil has no model name: /proc/cpuinfo is the only source on Linux, read through the shell
-            # path's parser so both paths name vendors the same way.
+        physical: int | None = None
+        if linux:
+            # What psutil.cpu_count() gives on Linux: the CPUs online (sysconf _SC_NPROCESSORS_ONLN, not this
+            # process's affinity mask), as the shell path counts them in /proc/cpuinfo. Cores and sockets as
+            # the shell path counts them: sysfs topology, else cpuinfo's physical id / core id pairs.
+            logical = os.cpu_count() or 0
             try:
                 with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
-                    _, first, blocks = parse_cpuinfo(fh.read())
+                    n_cpuinfo, first, blocks = parse_cpuinfo(fh.read())
             except OSError:
-                first, blocks = {}, []
+                n_cpuinfo, first, blocks = 0, {}, []
+            logical = logical or n_cpuinfo
             vendor, model = cpu_identity(first, arch)
-            sockets, topo_physical = count_topology(_linux_topology(), blocks)
-            physical = physical or topo_physical
-        elif sys.platform == "darwin":
-            vendor, model, sockets = _darwin_cpu(ctx, arch)
-        elif sys.platform == "win32":
-            vendor, model = _windows_cpu()
+            sockets, physical = count_topology(_linux_topology(), blocks)
+        else:
+            import psutil
+
+            logical = psutil.cpu_count(logical=True) or os.cpu_count() or 0
+            physical = psutil.cpu_count(logical=False)
+            if sys.platform == "darwin":
+                vendor, model, sockets = _darwin_cpu(ctx, arch)
+            elif sys.platform == "win32":
+                vendor, model = _windows_cpu()
         load: tuple[float | None, float | None, float | None] = (None, None, None)
-        if sys.platform != "win32":  # psutil emulates it on Windows, starting from zero: not a load average
+        if sys.platform != "win32" and hasattr(os, "getloadavg"):
+            # what psutil.getloadavg() returns on POSIX; psutil emulates it on Windows, starting from zero:
+            # not a load average, so Windows reports none
             try:
-                l1, l5, l15 = psutil.getloadavg()
+                l1, l5, l15 = os.getloadavg()
                 load = (round(l1, 2), round(l5, 2), round(l15, 2))
-            except (OSError, AttributeError):
+            except OSError:
                 pass
         usage = None
         if params.sample_ms > 0:
-            usage = round(psutil.cpu_percent(interval=min(params.sample_ms / 1000, ctx.remaining())), 1)
+            interval = min(params.sample_ms / 1000, ctx.remaining())
+            if linux:
+                usage = _linux_cpu_percent(interval)
+            else:
+                import psutil
+
+                usage = round(psutil.cpu_percent(interval=interval), 1)
         return CpuFacts(
             logical=logical, physical=physical, sockets=sockets, model=model, vendor=vendor,
             vendor_zh=VENDORS_ZH.get(vendor, vendor), arch=arch,
             load_1m=load[0], load_5m=load[1], load_15m=load[2], usage_percent=usage,
         )
+
+
+def _proc_stat_cpu_line() -> str:
+    """The first line of /proc/stat (``cpu  user nice system idle iowait irq softirq steal guest guest_nice``)."""
+    try:
+        with open("/proc/stat", encoding="ascii", errors="replace") as fh:
+            return fh.readline()
+    except OSError as exc:
+        raise ProbeError(t(f"cannot read /proc/stat on this host: {exc}",
+                           f"无法读取本机的 /proc/stat：{exc}")) from exc
+
+
+def _linux_cpu_percent(interval: float) -> float:
+    """CPU busy percent over ``interval`` seconds, all CPUs: the first /proc/stat line read before and after,
+    as psutil.cpu_percent(interval) does (busy = everything but idle and iowait; guest time is inside user),
+    computed by the shell path's parser."""
+    before = _proc_stat_cpu_line()
+    time.sleep(max(0.0, interval))
+    return parse_stat_sample(before + _proc_stat_cpu_line())
 
 
 def _darwin_cpu(ctx: ProbeContext, arch: str) -> tuple[str, str, int | None]:
@@ -786,13 +821,19 @@ def _native_memory_blocks() -> float | None:
         with open(f"{base}/block_size_bytes") as fh:
             size = int(fh.read().strip(), 16)
         count = 0
+        # hundreds of one-byte files: os.open/os.read, without a Python file object each (~2x faster)
         for name in os.listdir(base):
             if name.startswith("memory") and name[6:].isdigit():
                 try:
-                    with open(f"{base}/{name}/online") as fh:
-                        count += fh.read().strip() == "1"
+                    fd = os.open(f"{base}/{name}/online", os.O_RDONLY)
                 except OSError:
                     continue
+                try:
+                    count += os.read(fd, 8).strip() == b"1"
+                except OSError:
+                    continue
+                finally:
+                    os.close(fd)
     except (OSError, ValueError):
         return None
     return size * count / 2**30 if size > 0 and count > 0 else None
@@ -835,6 +876,14 @@ def _native_installed_mib() -> list[int] | None:
             return None
         return [kib.value // 1024] if ok and kib.value else None
     return None
+
+
+def _native_installed_sources() -> tuple[list[int] | None, float | None]:
+    """What installed_gb is made of on this machine: the firmware's module sizes and (Linux) the kernel's online
+    memory blocks. Read once per scan (the memory blocks are hundreds of sysfs files) and shared by every
+    memory check and the host summary: installed memory does not change during a scan."""
+    blocks = _native_memory_blocks() if sys.platform.startswith("linux") else None
+    return _native_installed_mib(), blocks
 
 
 def parse_meminfo(text: str, dmi_mib: list[int] | None = None, blocks_gb: float | None = None) -> MemoryFacts:
@@ -923,11 +972,23 @@ class MemoryProbe(Probe):
     has_native = True
 
     def collect_native(self, ctx: ProbeContext, params: Any) -> MemoryFacts:
+        if sys.platform.startswith("linux"):
+            # psutil reads the same file on Linux (MemTotal, MemAvailable, SwapTotal, SwapFree)
+            try:
+                with open("/proc/meminfo", encoding="ascii", errors="replace") as fh:
+                    text = fh.read()
+            except OSError as exc:
+                raise ProbeError(t(f"cannot read /proc/meminfo on this host: {exc}",
+                                   f"无法读取本机的 /proc/meminfo：{exc}")) from exc
+            dmi, blocks = ctx.transport.memo("memory.installed", _native_installed_sources)
+            return parse_meminfo(text, dmi, blocks)
+        import psutil
+
         vm = psutil.virtual_memory()
         sw = psutil.swap_memory()
         total_gb = gib(vm.total)
-        blocks = _native_memory_blocks() if sys.platform.startswith("linux") else None
-        installed_gb, source = installed_memory(total_gb, _native_installed_mib(), blocks)
+        dmi, blocks = ctx.transport.memo("memory.installed", _native_installed_sources)
+        installed_gb, source = installed_memory(total_gb, dmi, blocks)
         return MemoryFacts(
             total_gb=total_gb,
             available_gb=gib(vm.available),
@@ -937,4 +998,3 @@ class MemoryProbe(Probe):
             installed_gb=installed_gb,
             installed_source=source,
         )
-
