@@ -187,12 +187,14 @@ def _inventory_options(fn: Any) -> Any:
 @click.option("--accept-new-hostkeys", is_flag=True,
               help="Record unknown host keys (trust on first use). A changed key is still refused.")
 @click.option("--ask-pass", is_flag=True, help="Ask once for an SSH password for hosts without a key (never stored).")
+@click.option("--ask-passphrase", is_flag=True,
+              help="Ask once for the passphrase of SSH key files that have none in the inventory (never stored).")
 @click.option("--ssh-config", metavar="FILE", help="SSH client config to honour (default ~/.ssh/config).")
 @click.pass_context
 def scan(ctx: click.Context, checklist: str, var: Sequence[str], forks: int, json_out: str | None,
          junit_out: str | None, html_out: str | None, lang: str | None, quiet: bool, debug_log: str | None,
          shell_path: bool, inventory_path: str | None, limit: str | None, known_hosts: str | None,
-         accept_new_hostkeys: bool, ask_pass: bool, ssh_config: str | None) -> int:
+         accept_new_hostkeys: bool, ask_pass: bool, ask_passphrase: bool, ssh_config: str | None) -> int:
     """Run CHECKLIST and report. Exit 0 ready, 1 a check failed, 2 bad input, 3 readiness unknown, 130 interrupted."""
     env = _env(ctx)
     plan = _load_plan(env, checklist, var, inventory_path, limit)
@@ -223,8 +225,12 @@ def scan(ctx: click.Context, checklist: str, var: Sequence[str], forks: int, jso
         if ask_pass:
             password = click.prompt("SSH password", hide_input=True, err=True)
             plan.masker.add(password)
+        passphrase = None
+        if ask_passphrase:
+            passphrase = click.prompt("SSH key passphrase", hide_input=True, err=True)
+            plan.masker.add(passphrase)
         transports = build_transports(hosts, plan.inventory, SshOptions(known_hosts, accept_new_hostkeys,
-                                                                        ssh_config, password))
+                                                                        ssh_config, password, passphrase))
     else:
         transports = {"local": LocalTransport()}
     runner = Runner(plan, transports, forks=forks, on_result=progress, prefer_native=not shell_path,

@@ -171,3 +171,95 @@ def test_password_from_env_and_ask_pass_never_leak(pw_server, account, tmp_path)
     assert time.perf_counter() - t0 < 30
     assert account.password not in proc.stdout + proc.stderr + out.read_text()
     assert {r["status"] for r in json.loads(out.read_text())["results"]} == {"pass"}
+
+
+# -- key passphrases and the agent ---------------------------------------------------------------------------
+@pytest.fixture
+def enc_server(tmp_path: Path) -> Iterator[tuple[SshServer, Path, str]]:
+    need_sshd()
+    passphrase = "kp-" + secrets.token_hex(6)
+    key = tmp_path / "enc_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", passphrase, "-C", "envprobe-test", "-f", str(key)],
+                   check=True)
+    srv = SshServer(tmp_path / "enc", key).start()
+    try:
+        yield srv, key, passphrase
+    finally:
+        srv.stop()
+
+
+def _key_scan(tmp_path: Path, srv: SshServer, host: dict, *extra: str, environ: dict | None = None,
+              stdin: str | None = None) -> tuple[int, dict, str]:
+    inv = {"hosts": {"h": {"address": "127.0.0.1", "port": srv.port, "user": "root", **host}}}
+    (tmp_path / "inv.yaml").write_text(yaml.safe_dump(inv))
+    (tmp_path / "c.yaml").write_text("version: 1\nchecks:\n  - {id: os, probe: os, hosts: [all], "
+                                     "expect: {family: linux}}\n")
+    out = tmp_path / f"r{time.monotonic_ns()}.json"
+    env = dict(os.environ)
+    env.update(environ or {})
+    proc = subprocess.run(
+        [sys.executable, "-m", "envprobe", "scan", str(tmp_path / "c.yaml"), "-i", str(tmp_path / "inv.yaml"),
+         "--known-hosts", str(tmp_path / "kh"), "--accept-new-hostkeys", "--json", str(out), "--lang", "en", *extra],
+        input=stdin, capture_output=True, text=True, env=env, start_new_session=True, timeout=60)
+    data = json.loads(out.read_text()) if out.exists() else {}
+    return proc.returncode, data, proc.stdout + proc.stderr
+
+
+def test_key_passphrase_from_env_prompt_missing_and_wrong(enc_server, tmp_path):
+    srv, key, passphrase = enc_server
+    # from the environment
+    code, data, text = _key_scan(tmp_path, srv, {"key": str(key), "passphrase": "${env:KEY_PASS}"},
+                                 environ={"KEY_PASS": passphrase})
+    assert code == 0 and data["results"][0]["status"] == "pass", text
+    # asked at a prompt (stdin here: no terminal in a new session)
+    code, data, text = _key_scan(tmp_path, srv, {"key": str(key)}, "--ask-passphrase", stdin=passphrase + "\n")
+    assert code == 0 and data["results"][0]["status"] == "pass", text
+    assert passphrase not in text + json.dumps(data)
+    logins = srv.logins
+    # none given: named as the key's problem, before anything is sent
+    code, data, text = _key_scan(tmp_path, srv, {"key": str(key)})
+    r = data["results"][0]
+    assert code == 3 and r["reason"] == "auth-failed"
+    assert "protected by a passphrase and none was given" in r["message"]["en"] and "口令" in r["message"]["zh-CN"]
+    assert "--ask-passphrase" in r["hint"]["en"]
+    # a wrong one
+    code, data, text = _key_scan(tmp_path, srv, {"key": str(key), "passphrase": "${env:KEY_PASS}"},
+                                 environ={"KEY_PASS": "not-" + passphrase})
+    r = data["results"][0]
+    assert r["reason"] == "auth-failed" and "passphrase for the key" in r["message"]["en"] and "wrong" in r[
+        "message"]["en"]
+    assert "not-" + passphrase not in text + json.dumps(data)
+    # a missing key file
+    code, data, text = _key_scan(tmp_path, srv, {"key": str(tmp_path / "nope")})
+    assert "does not exist" in data["results"][0]["message"]["en"]
+    assert srv.logins == logins  # none of the three reached the server
+    assert "Traceback" not in text
+
+
+def test_login_through_an_ssh_agent(enc_server, tmp_path):
+    need(shutil.which("ssh-agent") is not None and shutil.which("ssh-add") is not None, "needs ssh-agent/ssh-add")
+    srv, key, passphrase = enc_server
+    sock = tmp_path / "agent.sock"
+    agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(sock)], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 5
+        while not sock.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        env = {"SSH_AUTH_SOCK": str(sock), "SSH_ASKPASS_REQUIRE": "never", "DISPLAY": ""}
+        add = subprocess.run(["ssh-add", str(key)], input=passphrase + "\n", capture_output=True, text=True,
+                             env={**os.environ, **env}, start_new_session=True, timeout=20)
+        if add.returncode != 0:  # ssh-add reads the passphrase from a terminal only: hand it a decrypted copy
+            plain = tmp_path / "plain_key"
+            shutil.copy(key, plain)
+            subprocess.run(["ssh-keygen", "-q", "-p", "-P", passphrase, "-N", "", "-f", str(plain)], check=True)
+            add = subprocess.run(["ssh-add", str(plain)], capture_output=True, text=True,
+                                 env={**os.environ, **env}, timeout=20)
+        assert add.returncode == 0, add.stderr
+        # no key, no password in the inventory: the agent's key logs in
+        code, data, text = _key_scan(tmp_path, srv, {}, environ=env)
+        assert code == 0 and data["results"][0]["status"] == "pass", text
+        assert srv.count("Accepted publickey") >= 1
+    finally:
+        agent.terminate()
+        agent.wait(5)

@@ -11,12 +11,14 @@ from envprobe.transport.local import LocalTransport
 
 class SshOptions:
     def __init__(self, known_hosts: str | None = None, accept_new_hostkeys: bool = False,
-                 ssh_config: str | None = None, password: str | None = None):
+                 ssh_config: str | None = None, password: str | None = None, passphrase: str | None = None):
         self.known_hosts = known_hosts
         self.accept_new_hostkeys = accept_new_hostkeys
         self.ssh_config = ssh_config or os.path.expanduser("~/.ssh/config")
         #: asked once with --ask-pass, used for hosts that have no password of their own (never stored)
         self.password = password
+        #: asked once with --ask-passphrase, for key files that have no passphrase of their own (never stored)
+        self.passphrase = passphrase
 
 
 def _ssh_config(path: str) -> Any:
@@ -97,7 +99,7 @@ def build_transports(hosts: list[str], inventory: Any, opts: SshOptions) -> dict
             user=spec.user or s.get("user"),
             key_file=os.path.expanduser(key_file) if key_file else None,
             password=spec.password or opts.password,
-            passphrase=spec.passphrase,
+            passphrase=spec.passphrase or opts.passphrase,
             known_hosts=opts.known_hosts,
             accept_new_hostkeys=opts.accept_new_hostkeys,
             connect_timeout=spec.connect_timeout,

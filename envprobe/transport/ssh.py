@@ -259,9 +259,57 @@ class SshTransport(Transport):
         ), t("check the address, the routing and firewalls between here and the host",
              "检查地址、路由以及本机与主机之间的防火墙"))
 
+    def _check_key(self) -> Any:
+        """A key file's own problems (missing, protected by a passphrase none was given for, wrong passphrase)
+        are found here, before any network traffic, and named as such — paramiko would report them as a rejected
+        login or an unreadable banner."""
+        if not self.key_file:
+            return None
+        import paramiko
+
+        where = self._where()
+        hint = t("give the key's passphrase as `passphrase: ${env:NAME}` for the host in the inventory, or use "
+                 "--ask-passphrase", "请在清单中为该主机设置 `passphrase: ${env:变量名}`，或使用 --ask-passphrase")
+        try:  # loaded once, here, and handed to paramiko (a passphrase's KDF is slow by design)
+            return paramiko.PKey.from_path(self.key_file,
+                                           password=self.passphrase.encode() if self.passphrase else None)
+        except FileNotFoundError:
+            raise HostUnavailable("auth-failed", t(
+                f"SSH to {where}: the key file {self.key_file} does not exist",
+                f"SSH 连接 {where}：密钥文件 {self.key_file} 不存在",
+            ), t("check `key:` in the inventory (or IdentityFile in the SSH config)",
+                 "请检查清单中的 `key:`（或 SSH 配置中的 IdentityFile）")) from None
+        except PermissionError:
+            raise HostUnavailable("auth-failed", t(
+                f"SSH to {where}: the key file {self.key_file} cannot be read (permission denied)",
+                f"SSH 连接 {where}：无权读取密钥文件 {self.key_file}",
+            ), t("run envprobe as the key's owner, or fix the file's permissions",
+                 "请以密钥文件所有者身份运行 envprobe，或修正文件权限")) from None
+        except (paramiko.PasswordRequiredException, TypeError) as exc:
+            # cryptography says so with a TypeError ("Key is password-protected, but password was not provided")
+            if isinstance(exc, TypeError) and "password" not in str(exc).lower():
+                raise
+            raise HostUnavailable("auth-failed", t(
+                f"SSH to {where}: the key {self.key_file} is protected by a passphrase and none was given; "
+                "nothing was sent",
+                f"SSH 连接 {where}：密钥 {self.key_file} 有口令保护，但未提供口令；未发送任何内容",
+            ), hint) from None
+        except (paramiko.SSHException, ValueError) as exc:
+            if self.passphrase:
+                raise HostUnavailable("auth-failed", t(
+                    f"SSH to {where}: the passphrase for the key {self.key_file} is wrong; nothing was sent",
+                    f"SSH 连接 {where}：密钥 {self.key_file} 的口令不正确；未发送任何内容",
+                ), hint) from None
+            raise HostUnavailable("auth-failed", t(
+                f"SSH to {where}: {self.key_file} is not a private key envprobe can read ({exc})",
+                f"SSH 连接 {where}：{self.key_file} 不是可读取的私钥（{exc}）",
+            ), t("give the private key (not the .pub file) in `key:`", "请在 `key:` 中给出私钥（不是 .pub 文件）")) \
+                from None
+
     def _connect(self) -> Any:
         import paramiko
 
+        pkey = self._check_key()
         sock = self._open_socket()
         client = paramiko.SSHClient()
         try:
@@ -278,7 +326,8 @@ class SshTransport(Transport):
         try:
             client.connect(
                 self.address, port=self.port, username=self.user, sock=sock,
-                key_filename=self.key_file, password=self.password, passphrase=self.passphrase,
+                pkey=pkey, key_filename=None if pkey is not None else self.key_file, password=self.password,
+                passphrase=self.passphrase,
                 timeout=self.connect_timeout, banner_timeout=self.connect_timeout,
                 auth_timeout=self.connect_timeout, channel_timeout=self.connect_timeout,
                 allow_agent=self.allow_agent and self.password is None, look_for_keys=self.key_file is None,
