@@ -288,6 +288,8 @@ class PlannedCheck:
     #: variables of this check's host (deferred templates are rendered with them and the facts)
     variables: dict[str, Any] = field(default_factory=dict)
     consistent: list[ConsistencyRule] = field(default_factory=list)
+    #: the probe classes those fact references resolved to at load time (plugins from probe_paths included)
+    fact_classes: dict[str, Any] = field(default_factory=dict)
 
     @property
     def fact_probes(self) -> list[str]:
@@ -773,6 +775,8 @@ def _plan_check(
         return None
     when = _conditions(c, cpath, renderer.variables, registry, doc, problems)
     rules = _consistency(c, cpath, probe_cls, doc, problems)
+    fact_names = {w.fact.probe for w in when if w.fact is not None} | {r.probe for d in deferred for r in d.refs}
+    fact_classes = {n: registry.get(n) for n in sorted(fact_names)} if registry is not None else {}
     title = _text(c.title, c.id)
     if label is not None and not any("item" in str(v) for v in (title.values())):
         title = {k: f"{v} [{label}]" for k, v in title.items()}
@@ -784,6 +788,7 @@ def _plan_check(
         deferred=deferred,
         variables=renderer.variables if deferred else {},
         consistent=rules,
+        fact_classes=fact_classes,
         title=title,
         probe_name=c.probe,
         probe=probe_cls,

@@ -194,6 +194,8 @@ class Runner:
 
     def _probe_class(self, name: str) -> Any:
         for c in self.plan.checks:
+            if name in c.fact_classes:
+                return c.fact_classes[name]
             if c.probe_name == name:
                 return c.probe
         from envprobe.registry import default_registry

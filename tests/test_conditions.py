@@ -362,3 +362,42 @@ def test_oracle_preinstall_example_runs_here_with_honest_results(tmp_path):
     except KeyError:
         assert r["user-oracle"]["status"] == "fail"
         assert r["oracle-nofile"]["status"] == "skip" and "user-oracle" in r["oracle-nofile"]["message"]["en"]
+
+
+SITE_PROBE = '''
+from envprobe.model import t
+from envprobe.probes.base import Facts, Probe
+from envprobe.schema import Field
+
+
+class SiteFacts(Facts):
+    tier: str = Field(description="the site's support tier")
+    cores_needed: int = Field(description="cores the product needs here")
+
+
+class SiteProbe(Probe):
+    name = "site_info"
+    summary = t("site facts", "现场信息")
+    Facts = SiteFacts
+    example = "- id: site\\n  probe: site_info\\n"
+
+    def collect(self, ctx, params):
+        return SiteFacts(tier="gold", cores_needed=1)
+'''
+
+
+def test_facts_of_a_plugin_probe_from_probe_paths(tmp_path):
+    (tmp_path / "probes").mkdir()
+    (tmp_path / "probes" / "site.py").write_text(SITE_PROBE)
+    run = run_text("""\
+version: 1
+probe_paths: [./probes]
+checks:
+  - {id: gold-only, probe: command, with: {run: "true"}, when: "site_info.tier == gold"}
+  - {id: silver-only, probe: command, with: {run: "true"}, when: "site_info.tier == silver"}
+  - {id: enough-cores, probe: cpu, with: {sample_ms: 0}, expect: {logical: ">= {{ site_info.cores_needed }}"}}
+""", tmp_path)
+    r = {k[0]: v for k, v in results(run).items()}
+    assert r["gold-only"].status is Status.PASS
+    assert r["silver-only"].status is Status.SKIP and "(site_info.tier is gold)" in r["silver-only"].message["en"]
+    assert r["enough-cores"].status is Status.PASS and r["enough-cores"].expected["logical"] == ">= 1"
