@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from envprobe.registry import Registry
+from envprobe.schema import ValidationError
 from tests.conftest import ROOT, cli
 
 
@@ -202,11 +203,21 @@ def test_every_probe_example_validates(write, name):
     cl = write(f"example-{name}.yaml", yaml.safe_dump(doc, allow_unicode=True))
     res = cli("validate", str(cl), environ={k: "x" * 8 for k in ("MES_DB_PASSWORD", "DB_PASSWORD")})
     assert res.code == 0, res.err
-    # every field the probe documents has a description
+    # documented: a bilingual summary, every field and parameter described, advice for real fields in both
+    # languages, what it needs (when it says) in both languages; unknown parameters refused
+    assert cls.summary["en"] and cls.summary["zh-CN"] and cls.summary["en"] != cls.summary["zh-CN"]
     for fname, f in cls.Facts.model_fields.items():
         assert f.description, f"{name}.{fname} has no description"
     for pname, f in cls.Params.model_fields.items():
         assert f.description, f"{name} parameter {pname} has no description"
+    for fname, text in cls.advice.items():
+        assert fname == "*" or fname in cls.Facts.model_fields, f"{name}: advice for unknown field {fname}"
+        assert text["en"] and text["zh-CN"]
+    if cls.requires is not None:
+        assert cls.requires["en"] and cls.requires["zh-CN"]
+    example_with = next(e for e in entries if e["probe"] == name).get("with", {})
+    with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
+        cls.Params.model_validate({**example_with, "no_such_parameter": 1})
 
 
 def test_schema_is_json_schema_of_the_checklist():

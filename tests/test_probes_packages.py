@@ -55,31 +55,6 @@ def test_entry_points_name_these_classes():
         assert eps[cls.name] == f"{cls.__module__}:{cls.__name__}"
 
 
-@pytest.mark.parametrize("cls", PROBES, ids=lambda c: c.name)
-def test_probe_is_documented(cls):
-    assert cls.summary["en"] and cls.summary["zh-CN"] and cls.summary["en"] != cls.summary["zh-CN"]
-    assert cls.requires and cls.requires["en"] and cls.requires["zh-CN"]
-    with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
-        cls.Params.model_validate({"name": "x", "no_such_parameter": 1})
-    for name, info in [*cls.Params.model_fields.items(), *cls.Facts.model_fields.items()]:
-        assert info.description, f"{cls.name}.{name} has no description"
-    for field, text in cls.advice.items():
-        assert field == "*" or field in cls.Facts.model_fields, f"advice for unknown field {field}"
-        assert text["en"] and text["zh-CN"]
-
-
-@pytest.mark.parametrize("cls", PROBES, ids=lambda c: c.name)
-def test_example_is_a_valid_checklist_entry(cls):
-    from envprobe.loader import load_text
-    from envprobe.registry import Registry
-
-    entry = yaml.safe_load(cls.example)
-    assert isinstance(entry, list) and len(entry) == 1 and entry[0]["probe"] == cls.name
-    cls.Params.model_validate(entry[0].get("with", {}))
-    assert set(entry[0]["expect"]) <= set(cls.Facts.model_fields)
-    assert load_text("version: 1\nchecks:\n" + cls.example, "example.yaml", Registry()) is not None
-
-
 # ===========================================================================================================
 # package: parameters
 # ===========================================================================================================
