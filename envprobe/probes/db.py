@@ -110,7 +110,7 @@ from envprobe.loader import parse_duration
 from envprobe.model import Text, t
 from envprobe.probes.base import Facts, Probe, ProbeContext, ProbeError
 from envprobe.schema import Field, ItemErrors, Model, field_validator, model_validator
-from envprobe.transport.base import TransportError
+from envprobe.transport.base import TransportError, pump
 
 Stage = Literal["driver", "dns", "tcp", "login", "database", "privileges", "version", "done"]
 Cause = Literal["driver-missing", "dns-error", "port-refused", "port-filtered", "tls-error", "auth-failed",
@@ -1050,9 +1050,9 @@ class Tunnel:
             _close(client)
             _close(remote)
 
-        threading.Thread(target=_pump, args=(remote, client, both_closed), daemon=True,
+        threading.Thread(target=pump, args=(remote, client, both_closed), daemon=True,
                          name="db-tunnel-down").start()
-        _pump(client, remote, both_closed)
+        pump(client, remote, both_closed)
 
     def close(self) -> None:
         with self._lock:
@@ -1061,19 +1061,6 @@ class Tunnel:
         _close(self.listener)
         for s in streams:
             _close(s)
-
-
-def _pump(src: Any, dst: Any, finish: Callable[[], None]) -> None:
-    try:
-        while True:
-            data = src.recv(65536)
-            if not data:
-                break
-            dst.sendall(data)
-    except Exception:  # noqa: BLE001 - either side went away: the stream ends
-        pass
-    finally:
-        finish()
 
 
 def _close(s: Any) -> None:

@@ -61,6 +61,7 @@ from urllib.parse import urlsplit, urlunsplit
 from envprobe.model import Text, join_text, t
 from envprobe.probes.base import Facts, Probe, ProbeContext, ProbeError
 from envprobe.schema import Field, Model, field_validator, model_validator
+from envprobe.transport.base import pump
 
 if TYPE_CHECKING:
     import ssl
@@ -478,18 +479,6 @@ def as_socket(stream: Any) -> socket.socket:
     ours, theirs = socket.socketpair()
     with contextlib.suppress(Exception):
         stream.settimeout(None)
-
-    def pump(src: Any, dst: Any, finish: Any) -> None:
-        try:
-            while True:
-                data = src.recv(65536)
-                if not data:
-                    break
-                dst.sendall(data)
-        except Exception:  # noqa: BLE001 - either side went away: the bridge ends
-            pass
-        finally:
-            finish()
 
     def close_both() -> None:
         with contextlib.suppress(Exception):

@@ -40,6 +40,21 @@ class PrivilegeError(TransportError):
 _SUDO_OK = "ENVPROBE-PRIVILEGED-OK"
 
 
+def pump(src: Any, dst: Any, finish: Callable[[], None]) -> None:
+    """Copy one direction of a stream bridge (sockets or SSH channels) until the source ends or either side
+    fails, then call ``finish`` (e.g. shut the other side's writing half, or close both)."""
+    try:
+        while True:
+            data = src.recv(65536)
+            if not data:
+                break
+            dst.sendall(data)
+    except Exception:  # noqa: BLE001 - either side went away: the stream ends
+        pass
+    finally:
+        finish()
+
+
 @record(frozen=True)
 class CommandResult:
     rc: int
