@@ -170,11 +170,12 @@ class Runner:
                         expected={fe.field: fe.expectation.display() for fe in derived})
 
     # -- facts of the host, for when: and derived expectations -----------------------------------------------
-    def host_fact(self, transport: Transport, host: str, probe_name: str) -> dict[str, Any]:
-        """The facts of a parameterless probe on ``host``, observed once per scan and shared."""
+    def host_fact(self, transport: Transport, host: str, probe_name: str, timeout: float = 10.0) -> dict[str, Any]:
+        """The facts of a parameterless probe on ``host``, observed once per scan and shared (within the time of
+        the first check that asks)."""
         def observe() -> dict[str, Any] | ProbeError:
             probe_cls = self._probe_class(probe_name)
-            ctx = ProbeContext(transport, host, 15.0, prefer_native=self.prefer_native)
+            ctx = ProbeContext(transport, host, timeout, prefer_native=self.prefer_native)
             try:
                 return probe_cls().collect(ctx, probe_cls.Params.model_validate({})).model_dump(mode="json")
             except ProbeError as exc:
@@ -209,7 +210,7 @@ class Runner:
             if cond.fact is None:
                 value = cond.value
             else:
-                facts = self.host_fact(transport, host, cond.fact.probe)
+                facts = self.host_fact(transport, host, cond.fact.probe, check.timeout)
                 value = dig(facts, cond.path[1:])[1]
             ok, why = check_condition(cond, value)
             if not ok:
@@ -220,7 +221,7 @@ class Runner:
         """Render expectations that refer to the host's facts, now that they can be known."""
         from envprobe.loader import render_with_facts
 
-        facts = {name: self.host_fact(transport, host, name) for name in check.fact_probes}
+        facts = {name: self.host_fact(transport, host, name, check.timeout) for name in check.fact_probes}
         out: list[FieldExpectation] = []
         for d in check.deferred:
             try:
