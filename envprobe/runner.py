@@ -67,6 +67,7 @@ def evaluate(
     observed = facts.model_dump(mode="json")
     details: list[dict[str, Any]] = []
     failures: list[Text] = []
+    unobserved: list[tuple[str, Text]] = []  # failed only because nothing was observed (null)
     for fe in [*check.expectations, *(extra or [])]:
         value = observed.get(fe.field)
         outcome = fe.expectation.check(value)
@@ -77,7 +78,16 @@ def evaluate(
             "ok": outcome.ok,
         })
         if not outcome.ok:
-            failures.append(expectmod.failure_message(fe.field, fe.expectation, value, fe.unit, outcome.problem))
+            message = expectmod.failure_message(fe.field, fe.expectation, value, fe.unit, outcome.problem)
+            if value is None:
+                unobserved.append((fe.field, message))
+            else:
+                failures.append(message)
+    if unobserved and failures:  # consequences of what did fail (a login that stopped early): one clause
+        names = [name for name, _ in unobserved]
+        failures.append(t(f"not observed: {', '.join(names)}", f"未采集到：{'、'.join(names)}"))
+    elif unobserved:
+        failures.extend(message for _, message in unobserved)
     if failures:
         status = Status.WARN if check.severity is Severity.RECOMMENDED else Status.FAIL
         message = join_text(*failures, sep="; ")
@@ -103,8 +113,9 @@ def advice_for(check: PlannedCheck, details: list[dict[str, Any]]) -> Text | Non
         return check.hint
     parts: list[Text] = []
     advice = check.probe.advice
+    real = [d for d in details if not d["ok"] and d["observed"] != "null"]
     for d in details:
-        if not d["ok"]:
+        if not d["ok"] and (d["observed"] != "null" or not real):  # advice for causes, not for consequences
             a = advice.get(d["field"]) or advice.get("*")
             if a and a not in parts:
                 parts.append(a)

@@ -210,3 +210,22 @@ def test_chains_of_skips_do_not_stall_the_scheduler(tmp_path: Path):
     statuses = {r.check: r.status for r in run.results}
     assert statuses["c0"] is Status.FAIL
     assert all(statuses[f"c{i}"] is Status.SKIP for i in range(1, 13))
+
+
+def test_nulls_that_follow_a_real_failure_are_one_clause_and_get_no_advice(tmp_path: Path):
+    run = run_text("""\
+version: 1
+checks:
+  - {id: gone, probe: file, with: {path: /nonexistent/envprobe.conf}, expect: {exists: true, size: "> 0", mode: "0644"}}
+  - {id: only-nulls, probe: file, with: {path: /nonexistent/envprobe.conf}, expect: {size: "> 0"}}
+""", tmp_path)
+    r = by_id(run)
+    en = r["gone"].message["en"]
+    assert en.startswith("exists is false, expected true; not observed: size, mode")
+    assert "未采集到：size、mode" in r["gone"].message["zh-CN"]
+    from envprobe.probes.file import FileProbe
+
+    assert r["gone"].hint == FileProbe.advice["exists"]  # the cause's advice, not the consequences'
+    # with nothing but nulls, each says what it expected
+    assert r["only-nulls"].message["en"].startswith("size is null, expected > 0 (nothing was observed (null))")
+    assert [d["field"] for d in r["gone"].details if not d["ok"]] == ["exists", "size", "mode"]

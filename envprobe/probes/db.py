@@ -1106,6 +1106,12 @@ class _Stop(Exception):
     """Ends the walk through the stages at the current one."""
 
 
+#: One piece of advice for a login that did not get through (connected, stage and cause fail together).
+_FAILED_LOGIN_ADVICE = t("the message names the stage and cause; check in this order: firewall, port (service "
+                         "listening), account permissions, the database server's log",
+                         "结果消息给出了失败阶段与原因；请依次检查：防火墙、端口（服务是否监听）、账号权限、数据库服务器日志")
+
+
 class DbProbe(Probe):
     name = "db"
     summary = t("Log in to a database over ODBC in stages (driver, name, port, login, database, privileges, "
@@ -1131,13 +1137,9 @@ class DbProbe(Probe):
   expect: {connected: true, stage: done, product: postgresql, version: ">= 13", connect_ms: "< 500"}
 """
     advice = {
-        "connected": t("the message names the stage and cause; check in this order: firewall, port (service "
-                       "listening), account permissions, the database server's log",
-                       "结果消息给出了失败阶段与原因；请依次检查：防火墙、端口（服务是否监听）、账号权限、数据库服务器日志"),
-        "cause": t("check in this order: firewall, port (service listening), account permissions, the database "
-                   "server's log", "请依次检查：防火墙、端口（服务是否监听）、账号权限、数据库服务器日志"),
-        "stage": t("the check stopped early: the message says why and what to check next",
-                   "检查提前终止：结果消息说明了原因和下一步检查项"),
+        "connected": _FAILED_LOGIN_ADVICE,
+        "cause": _FAILED_LOGIN_ADVICE,
+        "stage": _FAILED_LOGIN_ADVICE,
         "version": t("the server's version is outside the supported range: upgrade the server or confirm support "
                      "with the vendor", "数据库版本不在支持范围内：请升级数据库或与厂商确认支持情况"),
         "product": t("a different database product answered: check server, port and driver",
