@@ -160,7 +160,7 @@ class Expectation(ABC):
 
 
 def _null_outcome() -> Outcome:
-    return Outcome(False, t("nothing was observed (null)", "未采集到值（null）"))
+    return Outcome(False, t("nothing was observed", "未采集到值"))
 
 
 _OPS = {

@@ -227,5 +227,5 @@ checks:
 
     assert r["gone"].hint == FileProbe.advice["exists"]  # the cause's advice, not the consequences'
     # with nothing but nulls, each says what it expected
-    assert r["only-nulls"].message["en"].startswith("size is null, expected > 0 (nothing was observed (null))")
+    assert r["only-nulls"].message["en"].startswith("size is null, expected > 0 (nothing was observed)")
     assert [d["field"] for d in r["gone"].details if not d["ok"]] == ["exists", "size", "mode"]
