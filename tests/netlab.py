@@ -424,12 +424,14 @@ while True:
 class Host:
     """One namespace on the lab's bridge."""
 
-    def __init__(self, lab: NetLab, name: str, index: int, address: str):
+    def __init__(self, lab: NetLab, name: str, index: int, address: str, address6: str = ""):
         self.lab = lab
         self.name = name
         self.index = index
         self.ns = f"{lab.prefix}-{name}"
         self.address = address
+        #: the host's IPv6 address on the bridge (a ULA in the lab's /64, no duplicate-address detection)
+        self.address6 = address6
         self.veth = f"{lab.prefix}-v{index}"
 
     def __repr__(self) -> str:
@@ -665,9 +667,13 @@ class NetLab:
             self.removed_stale = cleanup_stale()
             self.network = self._free_network()
             self.bridge_address = str(self.network.network_address + 1)
+            # IPv6 beside it: fd77:0:X::/64 (X = the IPv4 network's third byte), addresses without DAD delay
+            self.network6 = ipaddress.IPv6Network(f"fd77:0:{self.network.network_address.packed[2]:x}::/64")
+            self.bridge_address6 = str(self.network6.network_address + 1)
             try:
                 sh("ip", "link", "add", self.bridge, "type", "bridge")
                 sh("ip", "addr", "add", f"{self.bridge_address}/24", "dev", self.bridge)
+                sh("ip", "-6", "addr", "add", f"{self.bridge_address6}/64", "dev", self.bridge, "nodad")
                 sh("ip", "link", "set", self.bridge, "up")
             except Exception:
                 sh("ip", "link", "del", self.bridge, check=False)
@@ -700,7 +706,8 @@ class NetLab:
         name = name or f"h{index}"
         if name in self.hosts or not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,30}", name):
             raise ValueError(f"bad or duplicate host name {name!r}")
-        host = Host(self, name, index, str(self.network.network_address + 10 + index))
+        host = Host(self, name, index, str(self.network.network_address + 10 + index),
+                    str(self.network6.network_address + 10 + index))
         peer = f"{self.prefix}-p{index}"
         try:
             sh("ip", "netns", "add", host.ns)
@@ -708,6 +715,7 @@ class NetLab:
             sh("ip", "link", "set", peer, "netns", host.ns)
             sh("ip", "-n", host.ns, "link", "set", peer, "name", "eth0")
             sh("ip", "-n", host.ns, "addr", "add", f"{host.address}/24", "dev", "eth0")
+            sh("ip", "-n", host.ns, "-6", "addr", "add", f"{host.address6}/64", "dev", "eth0", "nodad")
             sh("ip", "-n", host.ns, "link", "set", "eth0", "up")
             sh("ip", "-n", host.ns, "link", "set", "lo", "up")
             sh("ip", "link", "set", host.veth, "master", self.bridge)
