@@ -129,22 +129,43 @@ def cli() -> None:
     """
 
 
+class _UnsetSecrets(dict[str, str]):
+    """The environment for `validate`: a ``${env:NAME}`` that is not set stands in as a placeholder (and is
+    noted), so a checklist can be checked where its secrets are not exported."""
+
+    PLACEHOLDER = "envprobe-secret-not-set"
+
+    def __init__(self, environ: dict[str, str]):
+        super().__init__(environ)
+        self.unset: list[str] = []
+
+    def __contains__(self, key: object) -> bool:
+        return True
+
+    def __missing__(self, key: str) -> str:
+        if key not in self.unset:
+            self.unset.append(key)
+        return self.PLACEHOLDER
+
+
 def _load_plan(env: Environment, checklist: str, var: Sequence[str], inventory_path: str | None = None,
-               limit: str | None = None) -> Any:
+               limit: str | None = None, environ: dict[str, str] | None = None) -> Any:
     from envprobe.errors import ConfigError
     from envprobe.loader import load_file
     from envprobe.registry import Registry
+
+    environ = env.environ if environ is None else environ
 
     inventory = None
     if inventory_path:
         from envprobe import inventory as invmod
 
         inventory = invmod.load(inventory_path)
-    plan = load_file(checklist, Registry(), cli_vars=_parse_vars(var), environ=env.environ, inventory=inventory)
+    plan = load_file(checklist, Registry(), cli_vars=_parse_vars(var), environ=environ, inventory=inventory)
     if inventory is not None:
         from envprobe import inventory as invmod
 
-        problems = invmod.expand_secrets(inventory, env.environ, plan.masker)
+        problems = invmod.expand_secrets(inventory, environ, plan.masker)
         if problems:
             raise ConfigError(problems)
     if limit:
@@ -280,9 +301,12 @@ def validate(ctx: click.Context, checklist: str, var: Sequence[str], inventory_p
              limit: str | None) -> int:
     """Check CHECKLIST (and the inventory) without running anything or connecting anywhere."""
     env = _env(ctx)
-    plan = _load_plan(env, checklist, var, inventory_path, limit)
+    environ = _UnsetSecrets(env.environ)
+    plan = _load_plan(env, checklist, var, inventory_path, limit, environ=environ)
     n_exp = sum(len(c.expectations) for c in plan.checks)
     env.stdout.write(f"{checklist}: OK — {len(plan.checks)} checks, {n_exp} expectations\n")
+    if environ.unset:
+        env.stdout.write(f"note: not set in this environment (a scan will need them): {', '.join(environ.unset)}\n")
     return EXIT_OK
 
 

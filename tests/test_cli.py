@@ -358,3 +358,13 @@ def test_mes_example_validates_with_its_inventory():
               environ={"MES_DB_PASSWORD": "x" * 8})
     assert res.code == 0, res.err
     assert "x" * 8 not in res.out + res.err
+
+
+def test_validate_does_not_need_the_secrets_a_scan_needs(write):
+    cl = write("c.yaml", "version: 1\nchecks:\n  - {id: a, probe: command, with: {run: 'login --pw ${env:EP_UNSET_PW}'}}\n")
+    env = {k: v for k, v in os.environ.items() if k != "EP_UNSET_PW"}
+    res = cli("validate", str(cl), environ=env)
+    assert res.code == 0, res.err
+    assert "not set in this environment (a scan will need them): EP_UNSET_PW" in res.out
+    res = cli("scan", str(cl), environ=env)  # a scan still refuses to run without it
+    assert res.code == 2 and "EP_UNSET_PW is not set" in res.err
