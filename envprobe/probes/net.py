@@ -278,7 +278,7 @@ def tcp_message(f: Any, timeout: float) -> Text:
     """What a ``tcp`` outcome means and what to check next, in both languages (DESIGN.md §4 rule 7)."""
     w_en, w_zh = _where(f.vantage)
     tgt = _target(f.address or f.host, f.port)
-    named = f.address is not None and f.address != f.host
+    named = f.address is not None and f.address != f.host.strip().strip("[]")
     shown = f"{f.host} ({tgt})" if named else tgt
     head_en, head_zh = f"TCP {shown} from {w_en}", f"从{w_zh}连接 TCP {shown}"
     if f.state == OPEN:
