@@ -341,30 +341,26 @@ class Model:
                               key=lambda z: (z.ingress_priority, z.name))
         iface_zones = sorted((z for z in self.fw.zones.values() if z.interfaces),
                              key=lambda z: (z.ingress_priority, z.name))
-        for s in todo:
-            chosen = None
-            cur = s
-            for z in source_zones:
-                hit = _source_hit(pkt, z.sources)
-                text = f"zone {z.name} sources: {' '.join(z.sources)}"
+
+        def pick(zones: list[Zone], hit_of: Callable[[Zone], bool | None], what: str,
+                 cur: State) -> tuple[Zone | None, State]:
+            """The first zone whose sources (or interfaces) take the packet; a match that cannot be decided
+            is followed both ways (the 'no' branch goes back on the to-do list)."""
+            for z in zones:
+                hit = hit_of(z)
                 if hit is None:
+                    text = f"zone {z.name} {what}: {' '.join(getattr(z, what))}"
                     todo.append(cur.assume("rule", text, False))
                     cur = cur.assume("rule", text, True)
                     hit = True
                 if hit:
-                    chosen = z
-                    break
+                    return z, cur
+            return None, cur
+
+        for s in todo:
+            chosen, cur = pick(source_zones, lambda z: _source_hit(pkt, z.sources), "sources", s)
             if chosen is None:
-                for z in iface_zones:
-                    hit = _iface_hit(pkt, z.interfaces)
-                    text = f"zone {z.name} interfaces: {' '.join(z.interfaces)}"
-                    if hit is None:
-                        todo.append(cur.assume("rule", text, False))
-                        cur = cur.assume("rule", text, True)
-                        hit = True
-                    if hit:
-                        chosen = z
-                        break
+                chosen, cur = pick(iface_zones, lambda z: _iface_hit(pkt, z.interfaces), "interfaces", cur)
             if chosen is None:
                 name = self.fw.default_zone or "public"
                 chosen = self.fw.zones.get(name) or Zone(name)

@@ -83,14 +83,14 @@ if command -v firewall-cmd >/dev/null 2>&1; then
       done
       m firewalld-service-missing "$1"
     }
-    TODO=$(printf '%s\n%s\n' "$Z" "$P" | sed -n -e 's/^  services: //p' -e 's/.*service name="\([^"]*\)".*/\1/p')
+    PENDING=$(printf '%s\n%s\n' "$Z" "$P" | sed -n -e 's/^  services: //p' -e 's/.*service name="\([^"]*\)".*/\1/p')
     SEEN=" "
     for pass in 1 2 3 4; do
       INC=""
-      for s in $TODO; do
+      for s in $PENDING; do
         case "$SEEN" in *" $s "*) ;; *) SEEN="$SEEN$s "; svc "$s" ;; esac
       done
-      TODO=$INC
+      PENDING=$INC
     done
   fi
 fi
