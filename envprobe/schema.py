@@ -295,6 +295,16 @@ def _is_classvar(ann: Any) -> bool:
     return (isinstance(ann, str) and ann.startswith(("ClassVar", "typing.ClassVar"))) or get_origin(ann) is ClassVar
 
 
+def stripped_nonempty(v: str | None) -> str | None:
+    """A shared field-validator body: None stays None; text is stripped and must not end up empty."""
+    if v is None:
+        return None
+    v = v.strip()
+    if not v:
+        raise ValueError("must not be empty")
+    return v
+
+
 class ItemErrors(ValueError):
     """Raised by a field validator of a list or mapping to blame items, not the whole value: ``{index or key:
     message}``. Each becomes its own error located at that item (so a file:line message points at it)."""

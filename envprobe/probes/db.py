@@ -109,7 +109,7 @@ from typing import Any, Literal, NoReturn
 from envprobe.loader import parse_duration
 from envprobe.model import Text, t
 from envprobe.probes.base import Facts, Probe, ProbeContext, ProbeError
-from envprobe.schema import Field, ItemErrors, Model, field_validator, model_validator
+from envprobe.schema import Field, ItemErrors, Model, field_validator, model_validator, stripped_nonempty
 from envprobe.transport.base import TransportError, pump
 
 Stage = Literal["driver", "dns", "tcp", "login", "database", "privileges", "version", "done"]
@@ -481,12 +481,7 @@ class DbParams(Model):
     @field_validator("driver", "dsn", "server", "instance", "user")
     @classmethod
     def _strip(cls, v: str | None) -> str | None:
-        if v is None:
-            return None
-        v = v.strip()
-        if not v:
-            raise ValueError("must not be empty")
-        return v
+        return stripped_nonempty(v)
 
     @field_validator("connection_string")
     @classmethod

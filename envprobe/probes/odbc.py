@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 from envprobe.model import Text, t
 from envprobe.probes.base import Facts, Probe, ProbeContext, ProbeError
-from envprobe.schema import Field, Model, field_validator
+from envprobe.schema import Field, Model, field_validator, stripped_nonempty
 from envprobe.transport.base import CommandResult, Source
 
 #: Sections of odbc.ini / odbcinst.ini that configure the driver manager and are no driver or data source.
@@ -89,12 +89,7 @@ class OdbcParams(Model):
     @field_validator("driver", "dsn")
     @classmethod
     def _strip(cls, v: str | None) -> str | None:
-        if v is None:
-            return None
-        v = v.strip()
-        if not v:
-            raise ValueError("must not be empty")
-        return v
+        return stripped_nonempty(v)
 
 
 class OdbcFacts(Facts):

@@ -136,34 +136,26 @@ def _add(z: Zone, key: str, value: str, whole: bool) -> None:
     if not value:
         return
     words = [value] if whole else value.split()
-    if key == "target":
+    if key in _WORD_LISTS:
+        getattr(z, _WORD_LISTS[key]).extend(words)
+    elif key == "target":
         z.target = value
-    elif key == "interfaces":
-        z.interfaces += words
-    elif key == "sources":
-        z.sources += words
-    elif key == "services":
-        z.services += words
-    elif key == "ports":
-        z.ports += words
-    elif key == "protocols":
-        z.protocols += words
-    elif key == "forward-ports":
-        z.forward_ports += words
-    elif key == "source-ports":
-        z.source_ports += words
     elif key == "rich rules":
         z.rich_rules.append(value)
     elif key == "ingress-priority":
         z.ingress_priority = _int(value)
     elif key == "priority":
         z.priority = _int(value)
-    elif key == "ingress-zones":
-        z.ingress_zones += words
-    elif key == "egress-zones":
-        z.egress_zones += words
     elif key == "disable":
         z.disabled = value == "yes"
+
+
+#: Listing keys whose value is a space-separated list, and the Zone attribute that collects it.
+_WORD_LISTS = {
+    "interfaces": "interfaces", "sources": "sources", "services": "services", "ports": "ports",
+    "protocols": "protocols", "forward-ports": "forward_ports", "source-ports": "source_ports",
+    "ingress-zones": "ingress_zones", "egress-zones": "egress_zones",
+}
 
 
 def _int(v: str) -> int:
